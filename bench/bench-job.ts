@@ -1,0 +1,36 @@
+/**
+ * One measured job in a process of its own, so its peak RSS is its own:
+ *   node bench/bench-job.ts seal <fileId>      process-upload on an upload already in the incoming bucket
+ *   node bench/bench-job.ts copy <from> <to>   the baseline: the same bytes streamed GET → multipart upload, no crypto
+ * Prints one JSON line: { ms, maxRssMb }.
+ */
+import type { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { processUpload } from '../lib/processing/process-upload.ts';
+import { incomingKey } from '../lib/storage/object-layout.ts';
+import { sharedStorageContext } from '../lib/storage/storage-context.ts';
+import { PART_SIZE, QUEUE_SIZE } from '../lib/processing/seal-recording.ts';
+
+const [kind, a, b] = process.argv.slice(2);
+const ctx = sharedStorageContext();
+const s3 = ctx.s3.internal;
+const started = performance.now();
+
+if (kind === 'seal') {
+  const outcome = await processUpload(ctx, { bucket: ctx.config.incomingBucket, key: incomingKey(a!), size: undefined, eTag: undefined });
+  if (outcome.outcome !== 'ready') throw new Error(`processing ended ${outcome.outcome}: ${JSON.stringify(outcome)}`);
+} else if (kind === 'copy') {
+  const source = await s3.send(new GetObjectCommand({ Bucket: ctx.config.bucket, Key: a! }));
+  await new Upload({
+    client: s3,
+    params: { Bucket: ctx.config.bucket, Key: b!, Body: source.Body as Readable },
+    partSize: PART_SIZE,
+    queueSize: QUEUE_SIZE,
+  }).done();
+} else {
+  throw new Error(`unknown job ${kind}`);
+}
+
+const ms = performance.now() - started;
+console.log(JSON.stringify({ ms, maxRssMb: process.resourceUsage().maxRSS / 1024 }));

@@ -1,0 +1,17 @@
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { logger } from '../lib/observability/logger.ts';
+import { metrics } from '../lib/observability/metrics.ts';
+import { processObjectCreatedEvent } from '../lib/processing/process-event.ts';
+import { sharedStorageContext } from '../lib/storage/storage-context.ts';
+
+/**
+ * Object-created trigger on the incoming bucket (S3 notification, MinIO webhook or
+ * EventBridge). Throws when a record failed for a reason worth retrying, so the trigger
+ * redelivers; records already handled are skipped on the retry.
+ */
+export const handler = middy()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics))
+  .handler(async (event: unknown) => processObjectCreatedEvent(sharedStorageContext(), event));

@@ -1,0 +1,171 @@
+import { z } from 'zod';
+import { parseKeyList, type KeyEncryptionKey } from './crypto/keyring.ts';
+
+/**
+ * All configuration comes from `STORAGE_*` environment variables, parsed once with zod.
+ * A bad value stops start-up with a message naming the variable, never its value
+ * (several of them are secrets).
+ */
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+      error: 'must be true or false',
+    })
+    .optional()
+    .transform((v) => (v === undefined ? fallback : ['true', '1', 'yes', 'on'].includes(v)));
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+// Bucket naming rules shared by S3 and MinIO, so a typo fails at start-up rather than at the first upload.
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name');
+
+const MEBIBYTE = 1024 * 1024;
+
+const schema = z
+  .object({
+    STORAGE_ENDPOINT: z.string().min(1).optional(),
+    STORAGE_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+    STORAGE_SECURE: bool(true),
+    STORAGE_PUBLIC_ENDPOINT: z.url({ error: 'must be a URL such as http://localhost:9000' }).optional(),
+    STORAGE_ACCESS_KEY: z.string().min(1).optional(),
+    STORAGE_SECRET_KEY: z.string().min(1).optional(),
+    STORAGE_REGION: z.string().min(1).default('us-east-1'),
+    STORAGE_BUCKET: bucketName.default('transcribo-files'),
+    STORAGE_INCOMING_BUCKET: bucketName.default('transcribo-incoming'),
+    STORAGE_ENCRYPTION_ENABLED: bool(true),
+    STORAGE_ENCRYPTION_KEYS: z.string().optional(),
+    STORAGE_ENCRYPTION_ACTIVE_KEY_ID: z.string().optional(),
+    STORAGE_MAX_FILE_SIZE: positiveInt(100 * MEBIBYTE),
+    STORAGE_ALLOWED_EXTENSIONS: z
+      .string()
+      .default('mp3,wav,m4a')
+      .transform((s) =>
+        s
+          .split(',')
+          .map((e) => e.trim().toLowerCase().replace(/^\./, ''))
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.enum(['mp3', 'wav', 'm4a'], { error: 'supported extensions are mp3, wav, m4a' })).min(1)),
+    STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
+    STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
+    STORAGE_PROCESSING_MAX_ATTEMPTS: positiveInt(3),
+    STORAGE_PROCESSING_LEASE_SECONDS: positiveInt(900),
+    STORAGE_AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)'),
+  })
+  .superRefine((env, ctx) => {
+    if ((env.STORAGE_ACCESS_KEY === undefined) !== (env.STORAGE_SECRET_KEY === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STORAGE_SECRET_KEY'],
+        message: 'STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY are set together or not at all',
+      });
+    }
+    if (env.STORAGE_BUCKET === env.STORAGE_INCOMING_BUCKET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STORAGE_INCOMING_BUCKET'],
+        message: 'must differ from STORAGE_BUCKET: uploads land there before they are checked',
+      });
+    }
+    if (env.STORAGE_ENCRYPTION_ENABLED && !env.STORAGE_ENCRYPTION_KEYS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STORAGE_ENCRYPTION_KEYS'],
+        message: 'is required while STORAGE_ENCRYPTION_ENABLED is true (format "kid:base64-32-bytes,...")',
+      });
+    }
+  });
+
+export interface StorageConfig {
+  /** Endpoint the functions use; undefined means AWS S3 in the configured region. */
+  endpoint: string | undefined;
+  /** Endpoint presigned URLs are signed for: the host the client reaches. */
+  publicEndpoint: string | undefined;
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  region: string;
+  bucket: string;
+  incomingBucket: string;
+  encryption: { enabled: true; keys: KeyEncryptionKey[]; activeKeyId: string } | { enabled: false };
+  maxFileSize: number;
+  allowedExtensions: readonly ('mp3' | 'wav' | 'm4a')[];
+  uploadUrlTtlSeconds: number;
+  maxResponseBytes: number;
+  processing: { maxAttempts: number; leaseSeconds: number };
+  jwtSecret: Uint8Array;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function endpointUrl(host: string, port: number | undefined, secure: boolean): string {
+  if (/^https?:\/\//.test(host)) {
+    const url = new URL(host);
+    if (port !== undefined) url.port = String(port);
+    return url.origin;
+  }
+  return `${secure ? 'https' : 'http'}://${host}${port === undefined ? '' : `:${port}`}`;
+}
+
+export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
+  const result = schema.safeParse(source);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+    throw new ConfigError(`Invalid storage configuration:\n${lines.join('\n')}`);
+  }
+  const env = result.data;
+  const endpoint =
+    env.STORAGE_ENDPOINT === undefined
+      ? undefined
+      : endpointUrl(env.STORAGE_ENDPOINT, env.STORAGE_PORT, env.STORAGE_SECURE);
+
+  let encryption: StorageConfig['encryption'] = { enabled: false };
+  if (env.STORAGE_ENCRYPTION_ENABLED) {
+    let keys: KeyEncryptionKey[];
+    try {
+      keys = parseKeyList(env.STORAGE_ENCRYPTION_KEYS ?? '');
+    } catch (error) {
+      throw new ConfigError(`Invalid storage configuration:\n  STORAGE_ENCRYPTION_KEYS: ${(error as Error).message}`);
+    }
+    const activeKeyId = env.STORAGE_ENCRYPTION_ACTIVE_KEY_ID ?? keys[keys.length - 1]?.id;
+    if (!activeKeyId || !keys.some((k) => k.id === activeKeyId)) {
+      throw new ConfigError(
+        'Invalid storage configuration:\n  STORAGE_ENCRYPTION_ACTIVE_KEY_ID: names no key of STORAGE_ENCRYPTION_KEYS',
+      );
+    }
+    encryption = { enabled: true, keys, activeKeyId };
+  }
+
+  return {
+    endpoint,
+    publicEndpoint: env.STORAGE_PUBLIC_ENDPOINT ? new URL(env.STORAGE_PUBLIC_ENDPOINT).origin : endpoint,
+    credentials:
+      env.STORAGE_ACCESS_KEY && env.STORAGE_SECRET_KEY
+        ? { accessKeyId: env.STORAGE_ACCESS_KEY, secretAccessKey: env.STORAGE_SECRET_KEY }
+        : undefined,
+    region: env.STORAGE_REGION,
+    bucket: env.STORAGE_BUCKET,
+    incomingBucket: env.STORAGE_INCOMING_BUCKET,
+    encryption,
+    maxFileSize: env.STORAGE_MAX_FILE_SIZE,
+    allowedExtensions: env.STORAGE_ALLOWED_EXTENSIONS,
+    uploadUrlTtlSeconds: env.STORAGE_UPLOAD_URL_TTL_SECONDS,
+    maxResponseBytes: env.STORAGE_MAX_RESPONSE_BYTES,
+    processing: {
+      maxAttempts: env.STORAGE_PROCESSING_MAX_ATTEMPTS,
+      leaseSeconds: env.STORAGE_PROCESSING_LEASE_SECONDS,
+    },
+    jwtSecret: new TextEncoder().encode(env.STORAGE_AUTH_JWT_SECRET),
+  };
+}
+
+let cached: StorageConfig | undefined;
+
+/** The process's configuration, parsed on first use. */
+export function loadConfig(): StorageConfig {
+  cached ??= parseConfig(process.env);
+  return cached;
+}

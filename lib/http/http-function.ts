@@ -1,0 +1,82 @@
+import middy, { type MiddlewareObj } from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { ownerFromAuthorization } from '../auth/bearer-token.ts';
+import { loadConfig } from '../config.ts';
+import { logger } from '../observability/logger.ts';
+import { metrics } from '../observability/metrics.ts';
+import { ValidationError } from '../errors/catalogue.ts';
+import { asCatalogueError, renderError } from './error-response.ts';
+
+/**
+ * The plumbing every HTTP function shares, as middy middlewares, so a handler is only
+ * "parse, call lib/, shape the response": Lambda context in the logs, metrics flushed,
+ * the caller authenticated (`context.owner`), and any failure rendered by the catalogue.
+ */
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+export interface OwnerContext extends Context {
+  /** The authenticated caller: the bearer token's `sub`. */
+  owner: string;
+}
+export type HttpHandler = (event: HttpEvent, context: OwnerContext) => Promise<HttpResult>;
+
+function requestIdOf(event: HttpEvent, context: Context): string {
+  return event.requestContext?.requestId ?? context.awsRequestId;
+}
+
+/** Turns any error into the catalogue's response; logs the caller's mistakes quietly and ours loudly. */
+export function catalogueErrors(operation: string): MiddlewareObj<HttpEvent, HttpResult> {
+  return {
+    onError: (request) => {
+      const error = asCatalogueError(request.error, operation);
+      const log = { type: error.name, operation: error.operation, fileId: error.fileId, details: error.details };
+      if (error.status >= 500) logger.error(error.message, { ...log, error: request.error as Error });
+      else logger.info('request refused', { ...log, status: error.status, reason: error.message });
+      request.response = renderError(error, requestIdOf(request.event, request.context));
+    },
+  };
+}
+
+/** Verifies `Authorization: Bearer <JWT>` and names the owner in the context. */
+export function bearerAuth(): MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext> {
+  return {
+    before: async (request) => {
+      const headers = request.event.headers ?? {};
+      request.context.owner = await ownerFromAuthorization(headers.authorization ?? headers.Authorization, loadConfig().jwtSecret);
+    },
+  };
+}
+
+export function httpFunction(operation: string, handler: HttpHandler) {
+  return middy<HttpEvent, HttpResult, Error, OwnerContext>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(catalogueErrors(operation) as MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext>)
+    .use(bearerAuth())
+    .handler(handler);
+}
+
+export function json(statusCode: number, body: unknown): HttpResult {
+  return {
+    statusCode,
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' },
+    body: JSON.stringify(body),
+  };
+}
+
+/** Parses a JSON request body (API Gateway may hand it base64-encoded). */
+export function jsonBody(event: HttpEvent, operation: string): unknown {
+  const raw = event.body === undefined ? '' : event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ValidationError('The request body must be valid JSON.', { operation });
+  }
+}
+
+export function pathFileId(event: HttpEvent): string {
+  return event.pathParameters?.fileId ?? '';
+}

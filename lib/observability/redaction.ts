@@ -1,0 +1,30 @@
+/**
+ * A last line of defence for the logs: whatever a log call is handed, keys, secrets,
+ * tokens, presigned-URL signatures and file bytes never reach the output. Code should not
+ * log them in the first place; this catches the mistake when it does.
+ */
+
+const SECRET_KEY = /(secret|password|token|authorization|signature|credential|wrapped.?key|data.?key|x-amz-security|policy|^key$|^keys$)/i;
+const SIGNED_QUERY = /([?&])(X-Amz-(Signature|Credential|Security-Token)|Signature|AWSAccessKeyId)=[^&\s"']*/gi;
+const BEARER = /Bearer\s+[A-Za-z0-9._~+/=-]+/g;
+
+export const REDACTED = '[redacted]';
+
+export function redactString(value: string): string {
+  return value.replace(SIGNED_QUERY, `$1$2=${REDACTED}`).replace(BEARER, `Bearer ${REDACTED}`);
+}
+
+/** JSON replacer: applied by the logger to every key and value it serialises. */
+export function redactingReplacer(key: string, value: unknown): unknown {
+  if (key !== '' && SECRET_KEY.test(key) && value !== undefined && value !== null && typeof value !== 'object') {
+    return REDACTED;
+  }
+  if (typeof value === 'string') return redactString(value);
+  if (value instanceof Uint8Array) return `[${value.byteLength} bytes]`;
+  // Buffer.toJSON runs before the replacer sees a Buffer: catch its serialised shape too.
+  if (value !== null && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+    return `[${(value as { data: unknown[] }).data.length} bytes]`;
+  }
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}

@@ -1,0 +1,132 @@
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import { StorageMetadataError } from '../errors/catalogue.ts';
+import { backend, isNotFound, isPreconditionFailed, toStorageError } from './backend-errors.ts';
+import { manifestKey } from './object-layout.ts';
+
+/**
+ * S3 is the only database: each file has a small JSON manifest beside its object. Every
+ * change of status is a conditional write (If-Match on the ETag read), so two deliveries of
+ * the same event, or a delete racing a processing run, can never both win.
+ */
+
+export const FILE_STATUSES = ['awaiting_upload', 'processing', 'ready', 'rejected', 'failed'] as const;
+export type FileStatus = (typeof FILE_STATUSES)[number];
+export const TERMINAL_STATUSES: ReadonlySet<FileStatus> = new Set(['ready', 'rejected', 'failed']);
+
+const manifestSchema = z.object({
+  version: z.literal(1),
+  fileId: z.string(),
+  owner: z.string(),
+  filename: z.string(),
+  contentType: z.string(),
+  extension: z.enum(['mp3', 'wav', 'm4a']),
+  size: z.number().int().nonnegative(),
+  declaredSha256: z.string().optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  status: z.enum(FILE_STATUSES),
+  reason: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  uploadExpiresAt: z.string(),
+  attempts: z.number().int().nonnegative(),
+  leaseUntil: z.string().optional(),
+  stored: z
+    .object({
+      sha256: z.string(),
+      size: z.number().int().nonnegative(),
+      storedSize: z.number().int().nonnegative(),
+      encrypted: z.boolean(),
+      frameSize: z.number().int().positive().optional(),
+    })
+    .optional(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export interface VersionedManifest {
+  manifest: Manifest;
+  etag: string;
+}
+
+export class ManifestStore {
+  readonly #s3: S3Client;
+  readonly #bucket: string;
+
+  constructor(s3: S3Client, bucket: string) {
+    this.#s3 = s3;
+    this.#bucket = bucket;
+  }
+
+  /** Writes a new manifest; fails if one exists for that fileId. */
+  async create(manifest: Manifest): Promise<string> {
+    return this.#put(manifest, { IfNoneMatch: '*' }, 'createManifest');
+  }
+
+  async read(fileId: string): Promise<VersionedManifest | undefined> {
+    let body: string;
+    let etag: string;
+    try {
+      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: manifestKey(fileId) }));
+      body = (await out.Body?.transformToString('utf8')) ?? '';
+      etag = out.ETag ?? '';
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw toStorageError(error, 'readManifest', fileId);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      throw new StorageMetadataError('File manifest is unreadable.', { operation: 'readManifest', fileId });
+    }
+    const result = manifestSchema.safeParse(parsed);
+    if (!result.success || result.data.fileId !== fileId) {
+      throw new StorageMetadataError('File manifest is invalid.', {
+        operation: 'readManifest',
+        fileId,
+        details: { issues: result.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) },
+      });
+    }
+    return { manifest: result.data, etag };
+  }
+
+  /**
+   * Replaces the manifest only if it is still the version read (`etag`). Returns the new
+   * ETag, or undefined when someone else changed or deleted it first.
+   */
+  async replace(manifest: Manifest, etag: string): Promise<string | undefined> {
+    try {
+      return await this.#put(manifest, { IfMatch: etag }, 'updateManifest', true);
+    } catch (error) {
+      if (isPreconditionFailed(error) || isNotFound(error)) return undefined;
+      throw toStorageError(error, 'updateManifest', manifest.fileId);
+    }
+  }
+
+  async delete(fileId: string): Promise<void> {
+    await backend('deleteManifest', fileId, () =>
+      this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: manifestKey(fileId) })),
+    );
+  }
+
+  async #put(
+    manifest: Manifest,
+    condition: { IfMatch?: string; IfNoneMatch?: string },
+    operation: string,
+    raw = false,
+  ): Promise<string> {
+    const send = () =>
+      this.#s3.send(
+        new PutObjectCommand({
+          Bucket: this.#bucket,
+          Key: manifestKey(manifest.fileId),
+          Body: JSON.stringify(manifest),
+          ContentType: 'application/json',
+          ...condition,
+        }),
+      );
+    const out = raw ? await send() : await backend(operation, manifest.fileId, send);
+    return out.ETag ?? '';
+  }
+}

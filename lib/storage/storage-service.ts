@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import {
+  RangeNotSatisfiableError,
+  StorageFileNotFoundError,
+  StorageFileNotReadyError,
+  StorageMetadataError,
+  ValidationError,
+} from '../errors/catalogue.ts';
+import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
+import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
+import { UploadRejection } from '../processing/upload-inspector.ts';
+import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
+import { parseUploadRequest } from '../upload/upload-request.ts';
+import { backend } from './backend-errors.ts';
+import type { FileStatus, Manifest } from './manifest.ts';
+import { finalKey, incomingKey, isFileId } from './object-layout.ts';
+import { openPlaintext, type ByteRange } from './read-content.ts';
+import { sharedStorageContext, type StorageContext } from './storage-context.ts';
+
+/**
+ * The storage service: the library API that backends call and that the functions are thin
+ * wrappers of. Every operation names its owner; a file of another owner is reported as not
+ * found, exactly like a file that does not exist, so ids cannot be probed.
+ */
+
+export interface FileInfo {
+  fileId: string;
+  status: FileStatus;
+  filename: string;
+  contentType: string;
+  /** Plaintext bytes: measured once ready, declared before. */
+  size: number;
+  /** SHA-256 of the plaintext: measured once ready, declared (or null) before. */
+  sha256: string | null;
+  encrypted: boolean;
+  createdAt: string;
+  updatedAt: string;
+  reason?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface CreatedUpload {
+  fileId: string;
+  status: FileStatus;
+  upload: PresignedUpload;
+  expiresAt: string;
+}
+
+export interface StoreFileInput {
+  filename: string;
+  contentType: string;
+  size: number;
+  sha256?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface FileContent {
+  info: FileInfo;
+  stream: Readable;
+  /** The plaintext range served, when a range was asked for. */
+  range: (ByteRange & { total: number }) | undefined;
+  contentLength: number;
+}
+
+type ReadyManifest = Manifest & { stored: NonNullable<Manifest['stored']> };
+
+export class StorageService {
+  readonly #ctx: StorageContext;
+
+  constructor(ctx: StorageContext) {
+    this.#ctx = ctx;
+  }
+
+  get config() {
+    return this.#ctx.config;
+  }
+
+  /** Validates a client's upload request, records it, and returns a presigned upload for the incoming bucket. */
+  createUpload(owner: string, body: unknown): Promise<CreatedUpload> {
+    return measured('CreateUpload', async () => {
+      const { config, s3, manifests } = this.#ctx;
+      const request = parseUploadRequest(body, config);
+      const fileId = randomUUID();
+      const now = new Date();
+      const expiresAt = new Date(now.getTime() + config.uploadUrlTtlSeconds * 1000).toISOString();
+      await manifests.create({
+        version: 1,
+        fileId,
+        owner,
+        filename: request.filename,
+        contentType: request.contentType,
+        extension: request.extension,
+        size: request.size,
+        ...(request.sha256 && { declaredSha256: request.sha256 }),
+        ...(request.metadata && { metadata: request.metadata }),
+        status: 'awaiting_upload',
+        createdAt: now.toISOString(),
+        updatedAt: now.toISOString(),
+        uploadExpiresAt: expiresAt,
+        attempts: 0,
+      });
+      const presign = request.uploadMethod === 'PUT' ? presignPut : presignPost;
+      const upload = await presign(s3.presign, {
+        bucket: config.incomingBucket,
+        key: incomingKey(fileId),
+        size: request.size,
+        contentType: request.contentType,
+        expiresInSeconds: config.uploadUrlTtlSeconds,
+        fileId,
+      });
+      return { fileId, status: 'awaiting_upload', upload, expiresAt };
+    });
+  }
+
+  /**
+   * Stores a recording a backend already holds, through the same checks and encryption as
+   * an uploaded one. A content problem throws `ValidationError` and leaves nothing behind.
+   */
+  storeFile(owner: string, content: Readable | Uint8Array, input: StoreFileInput): Promise<FileInfo> {
+    return measured('StoreFile', async () => {
+      const { config, manifests } = this.#ctx;
+      const request = parseUploadRequest({ ...input, uploadMethod: 'POST' }, config);
+      const fileId = randomUUID();
+      const now = new Date().toISOString();
+      const manifest: Manifest = {
+        version: 1,
+        fileId,
+        owner,
+        filename: request.filename,
+        contentType: request.contentType,
+        extension: request.extension,
+        size: request.size,
+        ...(request.sha256 && { declaredSha256: request.sha256 }),
+        ...(request.metadata && { metadata: request.metadata }),
+        status: 'processing',
+        createdAt: now,
+        updatedAt: now,
+        uploadExpiresAt: now,
+        attempts: 1,
+      };
+      const etag = await manifests.create(manifest);
+      let sealed;
+      try {
+        sealed = await sealRecording({
+          s3: this.#ctx.s3.internal,
+          bucket: config.bucket,
+          fileId,
+          source: content instanceof Readable ? content : Readable.from([Buffer.from(content)]),
+          extension: request.extension,
+          expectedSize: request.size,
+          maxSize: config.maxFileSize,
+          declaredSha256: request.sha256,
+          keyring: this.#ctx.keyring,
+        });
+      } catch (error) {
+        await manifests.delete(fileId).catch(() => undefined);
+        if (error instanceof UploadRejection) {
+          throw new ValidationError(`File rejected: ${error.message}.`, { operation: 'storeFile', fileId });
+        }
+        throw error;
+      }
+      const ready: Manifest = { ...manifest, status: 'ready', stored: storedAttributes(sealed), updatedAt: new Date().toISOString() };
+      await manifests.replace(ready, etag);
+      metrics.addMetric('BytesStored', MetricUnit.Bytes, sealed.size);
+      return toFileInfo(ready);
+    });
+  }
+
+  getFileInfo(owner: string, fileId: string): Promise<FileInfo> {
+    return measured('GetFileInfo', async () => toFileInfo(await this.#ownedManifest(owner, fileId, 'getFileInfo')));
+  }
+
+  /** Plaintext size of a ready file. */
+  getFileSize(owner: string, fileId: string): Promise<number> {
+    return measured('GetFileSize', async () => (await this.#readyManifest(owner, fileId, 'getFileSize')).stored.size);
+  }
+
+  /**
+   * The plaintext as a stream, whole or for one inclusive byte range. A whole read fails its
+   * stream with `StorageFileCorruptedError` at the end if the SHA-256 differs.
+   */
+  getFile(owner: string, fileId: string, options: { range?: RangeRequest } = {}): Promise<FileContent> {
+    return measured('GetFile', async () => {
+      const manifest = await this.#readyManifest(owner, fileId, 'getFile');
+      const total = manifest.stored.size;
+      const range = options.range === undefined ? undefined : resolveRange(options.range, total, fileId);
+      const stream = await openPlaintext(this.#ctx, manifest, range);
+      const contentLength = range ? range.end - range.start + 1 : total;
+      metrics.addMetric('BytesRead', MetricUnit.Bytes, contentLength);
+      return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
+    });
+  }
+
+  /** Removes the stored object, any pending upload and the manifest; afterwards the file is not found. */
+  deleteFile(owner: string, fileId: string): Promise<void> {
+    return measured('DeleteFile', async () => {
+      await this.#ownedManifest(owner, fileId, 'deleteFile');
+      const { config, s3, manifests } = this.#ctx;
+      const remove = (Bucket: string, Key: string) =>
+        backend('deleteFile', fileId, () => s3.internal.send(new DeleteObjectCommand({ Bucket, Key })));
+      // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
+      await Promise.all([remove(config.bucket, finalKey(fileId)), remove(config.incomingBucket, incomingKey(fileId))]);
+      await manifests.delete(fileId);
+    });
+  }
+
+  async #ownedManifest(owner: string, fileId: string, operation: string): Promise<Manifest> {
+    if (!isFileId(fileId)) {
+      throw new ValidationError('fileId must be a UUID.', { operation, details: { fileId: fileId.slice(0, 64) } });
+    }
+    const found = await this.#ctx.manifests.read(fileId);
+    if (found === undefined || found.manifest.owner !== owner) {
+      throw new StorageFileNotFoundError('File not found.', { operation, fileId });
+    }
+    return found.manifest;
+  }
+
+  async #readyManifest(owner: string, fileId: string, operation: string): Promise<ReadyManifest> {
+    const manifest = await this.#ownedManifest(owner, fileId, operation);
+    if (manifest.status !== 'ready') {
+      throw new StorageFileNotReadyError(`File is ${manifest.status.replace('_', ' ')}; it has no content to serve.`, {
+        operation,
+        fileId,
+        details: { status: manifest.status },
+      });
+    }
+    if (manifest.stored === undefined) {
+      throw new StorageMetadataError('File manifest lacks its stored attributes.', { operation, fileId });
+    }
+    return manifest as ReadyManifest;
+  }
+}
+
+/** A byte range as HTTP states it: `start-end`, `start-` (open end) or `-suffix` (last bytes). */
+export type RangeRequest = { start: number; end?: number } | { suffix: number };
+
+function resolveRange(request: RangeRequest, total: number, fileId: string): ByteRange {
+  const unsatisfiable = () =>
+    new RangeNotSatisfiableError(`Range cannot be satisfied; the file has ${total} bytes.`, {
+      operation: 'getFile',
+      fileId,
+      details: { total },
+    });
+  if ('suffix' in request) {
+    if (request.suffix <= 0 || total === 0) throw unsatisfiable();
+    return { start: Math.max(0, total - request.suffix), end: total - 1 };
+  }
+  if (request.start >= total || (request.end !== undefined && request.end < request.start)) throw unsatisfiable();
+  return { start: request.start, end: Math.min(request.end ?? total - 1, total - 1) };
+}
+
+export function toFileInfo(manifest: Manifest): FileInfo {
+  return {
+    fileId: manifest.fileId,
+    status: manifest.status,
+    filename: manifest.filename,
+    contentType: manifest.contentType,
+    size: manifest.stored?.size ?? manifest.size,
+    sha256: manifest.stored?.sha256 ?? manifest.declaredSha256 ?? null,
+    encrypted: manifest.stored?.encrypted ?? false,
+    createdAt: manifest.createdAt,
+    updatedAt: manifest.updatedAt,
+    ...(manifest.reason !== undefined && { reason: manifest.reason }),
+    ...(manifest.metadata !== undefined && { metadata: manifest.metadata }),
+  };
+}
+
+let shared: StorageService | undefined;
+
+/** The process's service, built from the environment on first use. */
+export function storageService(): StorageService {
+  shared ??= new StorageService(sharedStorageContext());
+  return shared;
+}

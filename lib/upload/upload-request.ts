@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { CONTENT_TYPES, extensionOf, type AudioExtension } from '../audio-formats.ts';
+import type { StorageConfig } from '../config.ts';
+import { StorageFileSizeError, ValidationError } from '../errors/catalogue.ts';
+
+/**
+ * What a client may ask for in `POST /files`, checked before anything is written or signed.
+ */
+
+const METADATA_LIMIT_BYTES = 1024;
+
+const bodySchema = z.strictObject({
+  filename: z
+    .string()
+    .min(1)
+    .max(255)
+    .refine((s) => !/[\u0000-\u001f\u007f/\\]/.test(s), 'must not contain control characters or slashes'),
+  contentType: z.string().min(1).max(100).transform((s) => s.toLowerCase().split(';')[0]!.trim()),
+  size: z.number().int().min(1, 'must be at least 1 byte'),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hexadecimal characters')
+    .transform((s) => s.toLowerCase())
+    .optional(),
+  metadata: z
+    .record(z.string().regex(/^[a-z0-9_-]{1,64}$/, 'keys are 1-64 of a-z 0-9 _ -'), z.string().max(256))
+    .refine((m) => Object.keys(m).length <= 16, 'at most 16 entries')
+    .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_LIMIT_BYTES, `at most ${METADATA_LIMIT_BYTES} bytes in all`)
+    .optional(),
+  uploadMethod: z.enum(['POST', 'PUT']).default('POST'),
+});
+
+export interface UploadRequest {
+  filename: string;
+  contentType: string;
+  extension: AudioExtension;
+  size: number;
+  sha256?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+  uploadMethod: 'POST' | 'PUT';
+}
+
+const OPERATION = 'createUpload';
+
+/** Validates a create-upload body (already JSON-parsed) against the schema and the configured rules. */
+export function parseUploadRequest(input: unknown, config: Pick<StorageConfig, 'allowedExtensions' | 'maxFileSize'>): UploadRequest {
+  const result = bodySchema.safeParse(input);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+    throw new ValidationError(`Invalid upload request: ${issues.join('; ')}`, { operation: OPERATION, details: { issues } });
+  }
+  const body = result.data;
+  const extension = extensionOf(body.filename);
+  if (!(config.allowedExtensions as readonly string[]).includes(extension)) {
+    throw new ValidationError(
+      `Files of type "${extension || '(none)'}" are not accepted; allowed: ${config.allowedExtensions.join(', ')}.`,
+      { operation: OPERATION },
+    );
+  }
+  const ext = extension as AudioExtension;
+  if (!CONTENT_TYPES[ext].includes(body.contentType)) {
+    throw new ValidationError(
+      `Content type "${body.contentType}" does not fit a .${ext} file; use one of ${CONTENT_TYPES[ext].join(', ')}.`,
+      { operation: OPERATION },
+    );
+  }
+  if (body.size > config.maxFileSize) {
+    throw new StorageFileSizeError(`File is ${body.size} bytes; the limit is ${config.maxFileSize} bytes.`, {
+      operation: OPERATION,
+      details: { size: body.size, limit: config.maxFileSize },
+    });
+  }
+  return { ...body, extension: ext };
+}

@@ -1,0 +1,396 @@
+// A real MinIO server for tests, the bench and local runs.
+//
+// MinIO's community edition is distributed as source only, so the binary is built once with
+// `go install github.com/minio/minio@<MINIO_VERSION>` into a per-version cache directory and
+// reused afterwards. Nothing here falls back to an emulator: if MinIO cannot be built or
+// started, the caller gets an error saying exactly why.
+//
+// CLI:
+//   node scripts/minio.ts install   build (if needed) and print the binary path
+//   node scripts/minio.ts start     run a throwaway MinIO until Ctrl-C, print its settings
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, closeSync, openSync, rmSync } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { homedir, hostname, tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Pinned pseudo-version of github.com/minio/minio. */
+export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+export const MINIO_MODULE = 'github.com/minio/minio';
+
+const HEALTH_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+const LOCK_WAIT_MS = 30 * 60_000;
+
+export interface StartMinioOptions {
+  /** S3 API port on 127.0.0.1; a free one is picked when absent. */
+  port?: number;
+  /** Webhook notification targets: target id (e.g. `TEST`) → endpoint URL. ARN: `arn:minio:sqs::<id>:webhook`. */
+  webhooks?: Record<string, string>;
+  /** Where MinIO queues undelivered events; defaults to a sibling of the data dir. */
+  queueDir?: string;
+}
+
+export interface MinioServer {
+  /** `http://127.0.0.1:<port>` */
+  endpoint: string;
+  port: number;
+  accessKey: string;
+  secretKey: string;
+  dataDir: string;
+  /** MinIO's combined stdout/stderr. Removed by stop(). */
+  logFile: string;
+  /** SIGTERM, SIGKILL after 5 s, then removes the temp dir (data, queue, log). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Directory that `go install` uses as GOBIN for the pinned version. */
+export function minioCacheDir(): string {
+  return join(homedir(), '.cache', 'transcribo', `minio-${MINIO_VERSION}`);
+}
+
+/** Where the cached binary lives (whether or not it exists yet). */
+export function minioBinaryPath(): string {
+  return join(minioCacheDir(), 'minio');
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) return false;
+    await access(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findGo(): Promise<string | undefined> {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+  for (const dir of dirs) {
+    const candidate = join(dir, 'go');
+    if (await isExecutable(candidate)) return candidate;
+  }
+  // Go's tarball installs here; fresh machines often do not have it on PATH yet.
+  if (await isExecutable('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
+  return undefined;
+}
+
+function tail(text: string, lines = 30): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Take an exclusive lock (a directory created atomically). Waits while another live process
+ * holds it; a lock left by a dead process on this host is removed.
+ */
+async function acquireLock(lockDir: string, isDone: () => Promise<boolean>): Promise<(() => Promise<void>) | undefined> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let announced = false;
+  for (;;) {
+    try {
+      await mkdir(lockDir);
+      await writeFile(join(lockDir, 'owner'), `${process.pid} ${hostname()}\n`);
+      return () => rm(lockDir, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    // Someone else holds the lock: maybe they already finished.
+    if (await isDone()) return undefined;
+    const owner = await readFile(join(lockDir, 'owner'), 'utf8').catch(() => '');
+    const [pidText, host] = owner.trim().split(' ');
+    const pid = Number(pidText);
+    if (owner && host === hostname() && Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) {
+      await rm(lockDir, { recursive: true, force: true });
+      continue;
+    }
+    if (!owner) {
+      // Owner file not written yet, or the owner died between mkdir and write: give it time.
+      const s = await stat(lockDir).catch(() => undefined);
+      if (s && Date.now() - s.mtimeMs > 60_000) await rm(lockDir, { recursive: true, force: true });
+    }
+    if (!announced) {
+      process.stderr.write(`[minio] waiting for another process building MinIO (lock ${lockDir})\n`);
+      announced = true;
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out after ${LOCK_WAIT_MS / 60_000} min waiting for the MinIO build lock ${lockDir}`);
+    await sleep(1000);
+  }
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string; error?: Error }> {
+  return new Promise((resolvePromise) => {
+    let output = '';
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.length > 1_000_000) output = output.slice(-500_000);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    child.on('error', (error) => resolvePromise({ code: null, signal: null, output, error }));
+    child.on('close', (code, signal) => resolvePromise({ code, signal, output }));
+  });
+}
+
+/**
+ * Path of a MinIO binary: `$MINIO_BINARY` if set, else the cached build of MINIO_VERSION,
+ * building it with `go install` first if needed (minutes the first time).
+ */
+export async function ensureMinioBinary(): Promise<string> {
+  const override = process.env.MINIO_BINARY;
+  if (override) {
+    const path = resolve(override);
+    if (!(await isExecutable(path))) throw new Error(`MINIO_BINARY=${override} is not an executable file`);
+    return path;
+  }
+
+  const cacheDir = minioCacheDir();
+  const binary = minioBinaryPath();
+  if (await isExecutable(binary)) return binary;
+
+  await mkdir(join(cacheDir, '..'), { recursive: true });
+  const release = await acquireLock(`${cacheDir}.lock`, () => isExecutable(binary));
+  if (!release) return binary; // another process built it while we waited
+  try {
+    if (await isExecutable(binary)) return binary;
+
+    const pkg = `${MINIO_MODULE}@${MINIO_VERSION}`;
+    // Build into a staging GOBIN and rename into place, so the cached path only ever holds a
+    // complete binary, even if this process is killed mid-build.
+    const staging = `${cacheDir}.staging-${process.pid}`;
+    const command = `GOBIN=${cacheDir} go install ${pkg}`;
+    const go = await findGo();
+    if (!go) {
+      throw new Error(
+        `Cannot build MinIO: \`go\` is not on PATH (nor at /usr/local/go/bin/go). ` +
+          `Install Go >= 1.24 and run: ${command}  (or set MINIO_BINARY to an existing minio binary)`,
+      );
+    }
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    const started = Date.now();
+    process.stderr.write(`[minio] building MinIO ${MINIO_VERSION} with \`${command}\` (first run only, takes several minutes)\n`);
+    const result = await run(go, ['install', pkg], { ...process.env, GOBIN: staging });
+    const logPath = `${cacheDir}.install.log`;
+    await writeFile(logPath, result.output).catch(() => {});
+    const built = join(staging, 'minio');
+    if (result.error || result.code !== 0 || !(await isExecutable(built))) {
+      await rm(staging, { recursive: true, force: true });
+      const why = result.error
+        ? `could not run ${go}: ${result.error.message}`
+        : result.code !== 0
+          ? `exit ${result.code ?? result.signal}`
+          : 'it exited 0 but produced no binary';
+      throw new Error(
+        `Building MinIO failed (${why}).\nCommand: ${command}\n(go: ${go}; full log: ${logPath})\n--- stderr tail ---\n${tail(result.output)}`,
+      );
+    }
+    await mkdir(cacheDir, { recursive: true });
+    await rename(built, binary);
+    await rm(staging, { recursive: true, force: true });
+    process.stderr.write(`[minio] built ${binary} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    return binary;
+  } finally {
+    await release();
+  }
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export function getFreePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port ? resolvePromise(port) : reject(new Error('could not obtain a free port'))));
+    });
+  });
+}
+
+async function readTail(path: string, lines = 40): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text ? tail(text, lines) : '(no output)';
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolvePromise) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolvePromise(false);
+    }, ms);
+    const onExit = () => {
+      clearTimeout(timer);
+      resolvePromise(true);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+/**
+ * Start a single-drive MinIO on 127.0.0.1 with a fresh temp data dir and random root
+ * credentials. Resolves once `GET /minio/health/live` answers 200.
+ */
+export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioServer> {
+  const binary = await ensureMinioBinary();
+  const port = opts.port ?? (await getFreePort());
+  let consolePort = await getFreePort();
+  while (consolePort === port) consolePort = await getFreePort();
+
+  const root = await mkdtemp(join(tmpdir(), 'transcribo-minio-'));
+  const dataDir = join(root, 'data');
+  const queueDir = opts.queueDir ?? join(root, 'queue');
+  const logFile = join(root, 'minio.log');
+  await mkdir(dataDir);
+  await mkdir(queueDir, { recursive: true });
+
+  const accessKey = `tr${randomBytes(9).toString('hex')}`;
+  const secretKey = randomBytes(24).toString('hex');
+
+  // Do not let a developer's own MINIO_* settings leak into the throwaway server.
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MINIO_')) env[k] = v;
+  Object.assign(env, {
+    MINIO_ROOT_USER: accessKey,
+    MINIO_ROOT_PASSWORD: secretKey,
+    MINIO_BROWSER: 'off',
+    MINIO_UPDATE: 'off',
+  });
+  for (const [id, url] of Object.entries(opts.webhooks ?? {})) {
+    if (!/^[A-Za-z0-9]+$/.test(id)) throw new Error(`webhook target id must be alphanumeric, got ${JSON.stringify(id)}`);
+    env[`MINIO_NOTIFY_WEBHOOK_ENABLE_${id}`] = 'on';
+    env[`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${id}`] = url;
+    env[`MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${id}`] = queueDir;
+  }
+
+  const args = ['server', dataDir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`];
+  const logFd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(binary, args, { env, stdio: ['ignore', logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+
+  let stopping = false;
+  let ready = false;
+  let spawnError: Error | undefined;
+  child.on('error', (err) => {
+    spawnError = err;
+  });
+  child.on('exit', (code, signal) => {
+    if (ready && !stopping) process.stderr.write(`[minio] MinIO on port ${port} exited unexpectedly (${code ?? signal}); log: ${logFile}\n`);
+  });
+  // Never leave an orphaned server behind if the owner exits without calling stop().
+  const onProcessExit = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.on('exit', onProcessExit);
+
+  let stopPromise: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopPromise ??= (async () => {
+      stopping = true;
+      if (child.exitCode === null && child.signalCode === null && !spawnError) {
+        child.kill('SIGTERM');
+        if (!(await waitForExit(child, STOP_GRACE_MS))) {
+          child.kill('SIGKILL');
+          await waitForExit(child, STOP_GRACE_MS);
+        }
+      }
+      process.off('exit', onProcessExit);
+      await rm(root, { recursive: true, force: true });
+    })();
+    return stopPromise;
+  };
+
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  for (;;) {
+    const exited = spawnError || child.exitCode !== null || child.signalCode !== null;
+    if (exited) {
+      const logTail = await readTail(logFile);
+      await stop();
+      throw new Error(
+        `MinIO failed to start (${spawnError ? spawnError.message : `exit ${child.exitCode ?? child.signalCode}`}).\n` +
+          `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
+      );
+    }
+    try {
+      const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      const logTail = await readTail(logFile);
+      await stop();
+      throw new Error(
+        `MinIO did not answer 200 on ${endpoint}/minio/health/live within ${HEALTH_TIMEOUT_MS / 1000} s.\n` +
+          `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
+      );
+    }
+    await sleep(100);
+  }
+
+  ready = true;
+  return { endpoint, port, accessKey, secretKey, dataDir, logFile, stop };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd] = argv;
+  if (cmd === 'install') {
+    process.stdout.write(`${await ensureMinioBinary()}\n`);
+    return 0;
+  }
+  if (cmd === 'start') {
+    const t0 = Date.now();
+    const server = await startMinio();
+    process.stdout.write(
+      `MinIO ${MINIO_VERSION} ready in ${Date.now() - t0} ms (Ctrl-C stops it and deletes its data)\n` +
+        `STORAGE_ENDPOINT=127.0.0.1\nSTORAGE_PORT=${server.port}\nSTORAGE_SECURE=false\n` +
+        `STORAGE_ACCESS_KEY=${server.accessKey}\nSTORAGE_SECRET_KEY=${server.secretKey}\nSTORAGE_REGION=us-east-1\n` +
+        `# data: ${server.dataDir}  log: ${server.logFile}\n`,
+    );
+    await new Promise<void>((resolvePromise) => {
+      process.once('SIGINT', () => resolvePromise());
+      process.once('SIGTERM', () => resolvePromise());
+    });
+    await server.stop();
+    return 0;
+  }
+  process.stderr.write('usage: node scripts/minio.ts install | start\n');
+  return 2;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

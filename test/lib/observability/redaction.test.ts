@@ -1,0 +1,38 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { REDACTED, redactingReplacer, redactString } from '../../../lib/observability/redaction.ts';
+
+describe('log redaction', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('strips presigned signatures and bearer tokens from strings', () => {
+    const url = 'http://localhost:9000/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=abcdef0123&X-Amz-Expires=900';
+    const clean = redactString(url);
+    expect(clean).not.toContain('abcdef0123');
+    expect(clean).not.toContain('AKIA');
+    expect(clean).toContain('X-Amz-Expires=900');
+    expect(redactString('Authorization: Bearer eyJ.abc.def')).toBe(`Authorization: Bearer ${REDACTED}`);
+  });
+
+  it('drops secret-named fields and file bytes from what a real Powertools logger prints', () => {
+    const lines: string[] = [];
+    const logger = new Logger({ serviceName: 't', jsonReplacerFn: redactingReplacer, logLevel: 'DEBUG' });
+    vi.spyOn(console, 'info').mockImplementation((line: string) => void lines.push(line));
+    vi.spyOn(process.stdout, 'write').mockImplementation((line: string | Uint8Array) => (lines.push(String(line)), true));
+    logger.info('upload', {
+      secretKey: 'sk-123',
+      STORAGE_AUTH_JWT_SECRET: 'jwt-secret-value',
+      wrappedKey: 'wk-abc',
+      password: 'pw',
+      body: Buffer.from('RIFF-audio-bytes'),
+      url: 'http://x/?X-Amz-Signature=deadbeef',
+      fileId: 'keep-me',
+    });
+    const out = lines.join('\n');
+    expect(out).toContain('keep-me');
+    for (const secret of ['sk-123', 'jwt-secret-value', 'wk-abc', '"pw"', 'RIFF-audio-bytes', 'deadbeef']) {
+      expect(out).not.toContain(secret);
+    }
+    expect(redactingReplacer('x', new Uint8Array(3))).toBe('[3 bytes]');
+  });
+});

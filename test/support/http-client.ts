@@ -1,0 +1,12 @@
+import type { PresignedUpload } from '../../lib/upload/presign.ts';
+
+/** Sends bytes to a presigned upload the way a web or mobile client would: plain fetch. */
+export async function sendUpload(upload: PresignedUpload, bytes: Uint8Array, filename = 'recording'): Promise<Response> {
+  if (upload.method === 'PUT') {
+    return fetch(upload.url, { method: 'PUT', headers: upload.headers, body: bytes });
+  }
+  const form = new FormData();
+  for (const [name, value] of Object.entries(upload.fields ?? {})) form.append(name, value);
+  form.append('file', new Blob([bytes]), filename);
+  return fetch(upload.url, { method: 'POST', body: form });
+}
