@@ -49,7 +49,7 @@ export interface SealResult {
   encryptMs: number;
 }
 
-export const PART_SIZE = 8 * 1024 * 1024;
+export const PART_SIZE = 5 * 1024 * 1024;
 export const QUEUE_SIZE = 4;
 
 export async function sealRecording(input: SealInput): Promise<SealResult> {
