@@ -111,7 +111,9 @@ function endpointUrl(host: string, port: number | undefined, secure: boolean): s
 }
 
 export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
-  const result = schema.safeParse(source);
+  // An empty value means unset: deployment templates and .env files write `NAME=` for "not used".
+  const present = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(present);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
     throw new ConfigError(`Invalid storage configuration:\n${lines.join('\n')}`);
