@@ -12,6 +12,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { WEBHOOK_TARGET_ID } from './local/storage-setup.ts';
 import { getFreePort, startMinio, type MinioServer } from './minio.ts';
 
 const WEBHOOK_ID = 'TEST';
@@ -64,8 +65,15 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`[with-minio] STORAGE_ENDPOINT=${process.env.STORAGE_ENDPOINT} is set: not starting MinIO\n`);
   } else {
     const webhookPort = await getFreePort();
+    // The product's own target, as `npm start` expects it: the end-to-end tests run it on this port.
+    const eventsPort = await getFreePort();
     const t0 = Date.now();
-    minio = await startMinio({ webhooks: { [WEBHOOK_ID]: `http://127.0.0.1:${webhookPort}/minio-events` } });
+    minio = await startMinio({
+      webhooks: {
+        [WEBHOOK_ID]: `http://127.0.0.1:${webhookPort}/minio-events`,
+        [WEBHOOK_TARGET_ID]: `http://127.0.0.1:${eventsPort}/minio-events`,
+      },
+    });
     process.stderr.write(`[with-minio] MinIO ready on ${minio.endpoint} in ${Date.now() - t0} ms (log ${minio.logFile})\n`);
     Object.assign(env, {
       STORAGE_ENDPOINT: '127.0.0.1',
@@ -76,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
       STORAGE_REGION: 'us-east-1',
       TEST_MINIO_WEBHOOK_PORT: String(webhookPort),
       TEST_MINIO_WEBHOOK_ARN: `arn:minio:sqs::${WEBHOOK_ID}:webhook`,
+      TRANSCRIBO_EVENTS_PORT: String(eventsPort),
       TEST_MINIO_DATA_DIR: minio.dataDir,
     });
   }
