@@ -13,12 +13,13 @@ import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { parse } from 'yaml';
 import { parseConfig } from '../lib/config.ts';
 import { incomingKey } from '../lib/storage/object-layout.ts';
 import { createStorageContext } from '../lib/storage/storage-context.ts';
@@ -69,12 +70,15 @@ function wavStream(size: number): Readable {
   );
 }
 
-// Jobs run from a bundle, as the functions do in Lambda (stripping TypeScript at load costs ~30 MB of RSS).
+// Jobs run as process-upload runs in Lambda: from a bundle (stripping TypeScript at load costs
+// ~30 MB of RSS) and with the Node options serverless.yml gives that function.
 const jobDir = await mkdtemp(join(tmpdir(), 'transcribo-bench-'));
 await bundle({ 'bench-job': 'bench/bench-job.ts' }, jobDir);
+const deployed = parse(await readFile('serverless.yml', 'utf8'));
+const nodeOptions: string[] = String(deployed.functions.processUpload.environment.NODE_OPTIONS).split(/\s+/).filter(Boolean);
 
 async function job(...args: string[]): Promise<{ ms: number; maxRssMb: number }> {
-  const { stdout } = await run(process.execPath, [join(jobDir, 'bench-job.mjs'), ...args], { env, maxBuffer: 1 << 20 });
+  const { stdout } = await run(process.execPath, [...nodeOptions, join(jobDir, 'bench-job.mjs'), ...args], { env, maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 
@@ -142,7 +146,7 @@ await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: 'bench/plain
 summary.rangeRatio = median(decryptMs) / median(plainMs);
 await rm(jobDir, { recursive: true, force: true });
 
-console.log(`\nTranscribo storage bench — Node ${process.version}, ${rounds} rounds, medians\n`);
+console.log(`\nTranscribo storage bench — Node ${process.version}, jobs run with ${nodeOptions.join(' ')}, ${rounds} rounds, medians\n`);
 console.log('processing (inspect + SHA-256 + AES-256-GCM frames + multipart) vs plain streamed copy:');
 for (const row of rows) console.log(`  ${row}`);
 console.log(

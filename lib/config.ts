@@ -24,60 +24,63 @@ const bucketName = z
 
 const MEBIBYTE = 1024 * 1024;
 
-const schema = z
-  .object({
-    STORAGE_ENDPOINT: z.string().min(1).optional(),
-    STORAGE_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-    STORAGE_SECURE: bool(true),
-    STORAGE_PUBLIC_ENDPOINT: z.url({ error: 'must be a URL such as http://localhost:9000' }).optional(),
-    STORAGE_ACCESS_KEY: z.string().min(1).optional(),
-    STORAGE_SECRET_KEY: z.string().min(1).optional(),
-    STORAGE_REGION: z.string().min(1).default('us-east-1'),
-    STORAGE_BUCKET: bucketName.default('transcribo-files'),
-    STORAGE_INCOMING_BUCKET: bucketName.default('transcribo-incoming'),
-    STORAGE_ENCRYPTION_ENABLED: bool(true),
-    STORAGE_ENCRYPTION_KEYS: z.string().optional(),
-    STORAGE_ENCRYPTION_ACTIVE_KEY_ID: z.string().optional(),
-    STORAGE_MAX_FILE_SIZE: positiveInt(100 * MEBIBYTE),
-    STORAGE_ALLOWED_EXTENSIONS: z
-      .string()
-      .default('mp3,wav,m4a')
-      .transform((s) =>
-        s
-          .split(',')
-          .map((e) => e.trim().toLowerCase().replace(/^\./, ''))
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.enum(['mp3', 'wav', 'm4a'], { error: 'supported extensions are mp3, wav, m4a' })).min(1)),
-    STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
-    STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
-    STORAGE_PROCESSING_MAX_ATTEMPTS: positiveInt(3),
-    STORAGE_PROCESSING_LEASE_SECONDS: positiveInt(900),
-    STORAGE_AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)'),
-  })
-  .superRefine((env, ctx) => {
-    if ((env.STORAGE_ACCESS_KEY === undefined) !== (env.STORAGE_SECRET_KEY === undefined)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['STORAGE_SECRET_KEY'],
-        message: 'STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY are set together or not at all',
-      });
-    }
-    if (env.STORAGE_BUCKET === env.STORAGE_INCOMING_BUCKET) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['STORAGE_INCOMING_BUCKET'],
-        message: 'must differ from STORAGE_BUCKET: uploads land there before they are checked',
-      });
-    }
-    if (env.STORAGE_ENCRYPTION_ENABLED && !env.STORAGE_ENCRYPTION_KEYS) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['STORAGE_ENCRYPTION_KEYS'],
-        message: 'is required while STORAGE_ENCRYPTION_ENABLED is true (format "kid:base64-32-bytes,...")',
-      });
-    }
-  });
+const fields = z.object({
+  STORAGE_ENDPOINT: z.string().min(1).optional(),
+  STORAGE_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  STORAGE_SECURE: bool(true),
+  STORAGE_PUBLIC_ENDPOINT: z.url({ error: 'must be a URL such as http://localhost:9000' }).optional(),
+  STORAGE_ACCESS_KEY: z.string().min(1).optional(),
+  STORAGE_SECRET_KEY: z.string().min(1).optional(),
+  STORAGE_REGION: z.string().min(1).default('us-east-1'),
+  STORAGE_BUCKET: bucketName.default('transcribo-files'),
+  STORAGE_INCOMING_BUCKET: bucketName.default('transcribo-incoming'),
+  STORAGE_ENCRYPTION_ENABLED: bool(true),
+  STORAGE_ENCRYPTION_KEYS: z.string().optional(),
+  STORAGE_ENCRYPTION_ACTIVE_KEY_ID: z.string().optional(),
+  STORAGE_MAX_FILE_SIZE: positiveInt(100 * MEBIBYTE),
+  STORAGE_ALLOWED_EXTENSIONS: z
+    .string()
+    .default('mp3,wav,m4a')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((e) => e.trim().toLowerCase().replace(/^\./, ''))
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(['mp3', 'wav', 'm4a'], { error: 'supported extensions are mp3, wav, m4a' })).min(1)),
+  STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
+  STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
+  STORAGE_PROCESSING_MAX_ATTEMPTS: positiveInt(3),
+  STORAGE_PROCESSING_LEASE_SECONDS: positiveInt(900),
+  STORAGE_AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)'),
+});
+
+/** Every configuration variable the product reads. */
+export const CONFIG_NAMES = Object.keys(fields.shape) as readonly string[];
+
+const schema = fields.superRefine((env, ctx) => {
+  if ((env.STORAGE_ACCESS_KEY === undefined) !== (env.STORAGE_SECRET_KEY === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['STORAGE_SECRET_KEY'],
+      message: 'STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY are set together or not at all',
+    });
+  }
+  if (env.STORAGE_BUCKET === env.STORAGE_INCOMING_BUCKET) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['STORAGE_INCOMING_BUCKET'],
+      message: 'must differ from STORAGE_BUCKET: uploads land there before they are checked',
+    });
+  }
+  if (env.STORAGE_ENCRYPTION_ENABLED && !env.STORAGE_ENCRYPTION_KEYS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['STORAGE_ENCRYPTION_KEYS'],
+      message: 'is required while STORAGE_ENCRYPTION_ENABLED is true (format "kid:base64-32-bytes,...")',
+    });
+  }
+});
 
 export interface StorageConfig {
   /** Endpoint the functions use; undefined means AWS S3 in the configured region. */

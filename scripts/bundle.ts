@@ -16,6 +16,7 @@ export async function bundle(entryPoints: Record<string, string>, outdir: string
     target: 'node24',
     outExtension: { '.js': '.mjs' },
     sourcemap: 'linked',
+    sourcesContent: false,
     minifySyntax: true,
     legalComments: 'none',
     logLevel: 'warning',
