@@ -16,6 +16,7 @@ import { access, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'n
 import { createServer } from 'node:net';
 import { homedir, hostname, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { WEBHOOK_TARGET_ID } from './local/storage-setup.ts';
 import { fileURLToPath } from 'node:url';
 
 /** Pinned pseudo-version of github.com/minio/minio. */
@@ -367,11 +368,14 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'start') {
     const t0 = Date.now();
-    const server = await startMinio();
+    // Wired for `npm start` in another terminal: its event relay listens on TRANSCRIBO_EVENTS_PORT.
+    const relay = `http://127.0.0.1:${process.env.TRANSCRIBO_EVENTS_PORT ?? 3003}/minio-events`;
+    const server = await startMinio({ webhooks: { [WEBHOOK_TARGET_ID]: relay } });
     process.stdout.write(
       `MinIO ${MINIO_VERSION} ready in ${Date.now() - t0} ms (Ctrl-C stops it and deletes its data)\n` +
         `STORAGE_ENDPOINT=127.0.0.1\nSTORAGE_PORT=${server.port}\nSTORAGE_SECURE=false\n` +
         `STORAGE_ACCESS_KEY=${server.accessKey}\nSTORAGE_SECRET_KEY=${server.secretKey}\nSTORAGE_REGION=us-east-1\n` +
+        `# events of the incoming bucket go to ${relay}\n` +
         `# data: ${server.dataDir}  log: ${server.logFile}\n`,
     );
     await new Promise<void>((resolvePromise) => {

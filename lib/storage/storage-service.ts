@@ -12,7 +12,7 @@ import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
 import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
-import { parseUploadRequest } from '../upload/upload-request.ts';
+import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
 import { backend } from './backend-errors.ts';
 import type { FileStatus, Manifest } from './manifest.ts';
 import { finalKey, incomingKey, isFileId } from './object-layout.ts';
@@ -83,24 +83,9 @@ export class StorageService {
       const { config, s3, manifests } = this.#ctx;
       const request = parseUploadRequest(body, config);
       const fileId = randomUUID();
-      const now = new Date();
-      const expiresAt = new Date(now.getTime() + config.uploadUrlTtlSeconds * 1000).toISOString();
-      await manifests.create({
-        version: 1,
-        fileId,
-        owner,
-        filename: request.filename,
-        contentType: request.contentType,
-        extension: request.extension,
-        size: request.size,
-        ...(request.sha256 && { declaredSha256: request.sha256 }),
-        ...(request.metadata && { metadata: request.metadata }),
-        status: 'awaiting_upload',
-        createdAt: now.toISOString(),
-        updatedAt: now.toISOString(),
-        uploadExpiresAt: expiresAt,
-        attempts: 0,
-      });
+      const manifest = newManifest(owner, fileId, request, 'awaiting_upload', config.uploadUrlTtlSeconds);
+      const expiresAt = manifest.uploadExpiresAt;
+      await manifests.create(manifest);
       const presign = request.uploadMethod === 'PUT' ? presignPut : presignPost;
       const upload = await presign(s3.presign, {
         bucket: config.incomingBucket,
@@ -123,23 +108,8 @@ export class StorageService {
       const { config, manifests } = this.#ctx;
       const request = parseUploadRequest({ ...input, uploadMethod: 'POST' }, config);
       const fileId = randomUUID();
-      const now = new Date().toISOString();
-      const manifest: Manifest = {
-        version: 1,
-        fileId,
-        owner,
-        filename: request.filename,
-        contentType: request.contentType,
-        extension: request.extension,
-        size: request.size,
-        ...(request.sha256 && { declaredSha256: request.sha256 }),
-        ...(request.metadata && { metadata: request.metadata }),
-        status: 'processing',
-        createdAt: now,
-        updatedAt: now,
-        uploadExpiresAt: now,
-        attempts: 1,
-      };
+      // Sealed in this call, so it starts as processing with its one attempt under way.
+      const manifest: Manifest = { ...newManifest(owner, fileId, request, 'processing', 0), attempts: 1 };
       const etag = await manifests.create(manifest);
       let sealed;
       try {
@@ -231,6 +201,32 @@ export class StorageService {
     }
     return manifest as ReadyManifest;
   }
+}
+
+function newManifest(
+  owner: string,
+  fileId: string,
+  request: UploadRequest,
+  status: FileStatus,
+  uploadTtlSeconds: number,
+): Manifest {
+  const now = new Date();
+  return {
+    version: 1,
+    fileId,
+    owner,
+    filename: request.filename,
+    contentType: request.contentType,
+    extension: request.extension,
+    size: request.size,
+    ...(request.sha256 && { declaredSha256: request.sha256 }),
+    ...(request.metadata && { metadata: request.metadata }),
+    status,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    uploadExpiresAt: new Date(now.getTime() + uploadTtlSeconds * 1000).toISOString(),
+    attempts: 0,
+  };
 }
 
 /** A byte range as HTTP states it: `start-end`, `start-` (open end) or `-suffix` (last bytes). */
