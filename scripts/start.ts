@@ -34,6 +34,8 @@ const lambdaPort = Number(env.TRANSCRIBO_LAMBDA_PORT ?? 3002);
 const eventsHost = env.TRANSCRIBO_EVENTS_HOST ?? '127.0.0.1';
 const eventsPort = Number(env.TRANSCRIBO_EVENTS_PORT ?? 3003);
 const stage = 'dev';
+// Local state (emulator data, generated secrets); tests point it at a temporary directory.
+const localDir = resolve(root, env.TRANSCRIBO_LOCAL_DIR ?? '.local');
 // EMF metric lines only matter in CloudWatch; locally they drown the logs.
 env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
@@ -51,10 +53,10 @@ process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
 if (!env.STORAGE_AUTH_JWT_SECRET || (!env.STORAGE_ENCRYPTION_KEYS && env.STORAGE_ENCRYPTION_ENABLED !== 'false')) {
-  const secrets = await loadOrCreateDevSecrets(join(root, '.local', 'dev-secrets.json'));
+  const secrets = await loadOrCreateDevSecrets(join(localDir, 'dev-secrets.json'));
   env.STORAGE_AUTH_JWT_SECRET ||= secrets.jwtSecret;
   env.STORAGE_ENCRYPTION_KEYS ||= secrets.encryptionKeys;
-  log('using local development secrets from .local/dev-secrets.json');
+  log(`using local development secrets from ${join(localDir, 'dev-secrets.json')}`);
 }
 
 let queued: unknown[] = [];
@@ -64,7 +66,7 @@ if (mode === 'embedded') {
   const incoming = env.STORAGE_INCOMING_BUCKET || 'transcribo-incoming';
   embedded = await startEmbeddedS3({
     port: Number(env.TRANSCRIBO_EMBEDDED_S3_PORT ?? 4569),
-    directory: join(root, '.local', 's3rver'),
+    directory: join(localDir, 's3rver'),
     buckets: [files, incoming],
     onObjectCreated: (event) => {
       if (relay) relay.deliver(event).catch((error: unknown) => log(`event not processed: ${(error as Error).message}`));
@@ -151,7 +153,7 @@ async function announce(): Promise<void> {
   const api = `http://${httpHost}:${httpPort}`;
   const storage =
     mode === 'embedded'
-      ? `embedded S3 emulator (s3rver) on ${config!.endpoint}, data in .local/s3rver — enforces no signatures, POST policies or sizes`
+      ? `embedded S3 emulator (s3rver) on ${config!.endpoint}, data in ${join(localDir, 's3rver')} — enforces no signatures, POST policies or sizes`
       : `${config!.endpoint} (presigned URLs signed for ${config!.publicEndpoint}), events via webhook on http://${eventsHost}:${eventsPort}/minio-events`;
   process.stdout.write(
     [
@@ -161,12 +163,11 @@ async function announce(): Promise<void> {
       `  storage  ${storage}`,
       `  buckets  ${config!.incomingBucket} (uploads) → ${config!.bucket} (encrypted files)`,
       '',
-      'Try it (a token for sub "dev-user", valid 12 h):',
+      'Try it (a token for sub "dev-user", valid 12 h), from another terminal:',
       `  export TOKEN=${token}`,
-      `  curl -s -X POST ${api}/files -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
-      `       -d '{"filename":"hello.wav","contentType":"audio/wav","size":44}'`,
-      '  # then send the file with the returned upload (a form POST: every field, then the file), and',
+      `  npm run try -- path/to/recording.wav          # create, upload to the bucket, wait, read back`,
       `  curl -s ${api}/files/<fileId> -H "Authorization: Bearer $TOKEN"`,
+      `  open examples/browser-upload.html?api=${encodeURIComponent(api)}&token=$TOKEN   # the same from a browser`,
       '',
     ].join('\n'),
   );

@@ -1,0 +1,53 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256, wav } from '../support/audio-fixtures.ts';
+import { ApiClient } from '../support/api-client.ts';
+import { sendUpload } from '../support/http-client.ts';
+import { freePort, startProduct, type RunningProduct } from '../support/running-product.ts';
+
+/**
+ * The README's first command on a machine with nothing configured: `npm start` brings up the
+ * embedded emulator, generates local secrets, and the client journey works end to end.
+ * (Nothing here is evidence of security behaviour: the emulator enforces none.)
+ */
+
+let product: RunningProduct;
+let localDir: string;
+
+beforeAll(async () => {
+  localDir = mkdtempSync(join(tmpdir(), 'transcribo-local-'));
+  const unconfigured = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('STORAGE_')).map((k) => [k, '']));
+  product = await startProduct({
+    ...unconfigured,
+    TRANSCRIBO_LOCAL_DIR: localDir,
+    TRANSCRIBO_EMBEDDED_S3_PORT: String(await freePort()),
+  });
+}, 120_000);
+afterAll(async () => {
+  await product?.stop();
+  rmSync(localDir, { recursive: true, force: true });
+});
+
+describe('npm start with nothing configured', { timeout: 60_000 }, () => {
+  it('says which storage it uses and how to try it', () => {
+    expect(product.output()).toMatch(/storage\s+embedded S3 emulator \(s3rver\).*enforces no signatures/);
+    expect(product.output()).toMatch(/export TOKEN=ey/);
+  });
+
+  it('stores an upload through real emulator events and serves it back decrypted', async () => {
+    const secrets = JSON.parse(readFileSync(join(localDir, 'dev-secrets.json'), 'utf8'));
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('dev').setExpirationTime('5m').sign(new TextEncoder().encode(secrets.jwtSecret));
+    const client = new ApiClient(product.api, token);
+    const bytes = wav(120_000);
+    const created = await client.create({ filename: 'hello.wav', contentType: 'audio/wav', size: bytes.length });
+    expect((await sendUpload(created.upload, bytes)).status).toBeLessThan(300);
+    const info = await client.settled(created.fileId);
+    expect(info).toMatchObject({ status: 'ready', sha256: sha256(bytes), encrypted: true });
+    const content = await client.request('GET', `/files/${created.fileId}/content`, { headers: { range: 'bytes=1000-1999' } });
+    expect(content.status).toBe(206);
+    expect(Buffer.from(await content.arrayBuffer()).equals(bytes.subarray(1000, 2000))).toBe(true);
+  });
+});
