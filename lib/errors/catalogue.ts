@@ -113,7 +113,3 @@ export class UnauthorizedError extends StorageError {
   override readonly status = 401;
   override readonly expose = true;
 }
-
-export function isStorageError(error: unknown): error is StorageError {
-  return error instanceof StorageError;
-}

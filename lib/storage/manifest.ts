@@ -12,7 +12,6 @@ import { manifestKey } from './object-layout.ts';
 
 export const FILE_STATUSES = ['awaiting_upload', 'processing', 'ready', 'rejected', 'failed'] as const;
 export type FileStatus = (typeof FILE_STATUSES)[number];
-export const TERMINAL_STATUSES: ReadonlySet<FileStatus> = new Set(['ready', 'rejected', 'failed']);
 
 const manifestSchema = z.object({
   version: z.literal(1),
