@@ -2,7 +2,8 @@
  * One measured job in a process of its own, so its peak RSS is its own:
  *   node bench/bench-job.ts seal <fileId>      process-upload on an upload already in the incoming bucket
  *   node bench/bench-job.ts copy <from> <to>   the baseline: the same bytes streamed GET → multipart upload, no crypto
- * Prints one JSON line: { ms, maxRssMb }.
+ * Prints one JSON line: { ms, cpuMs, maxRssMb }. CPU time is steadier than wall time on a
+ * shared machine, so the bench reports both.
  */
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -16,6 +17,7 @@ const [kind, a, b] = process.argv.slice(2);
 const ctx = sharedStorageContext();
 const s3 = ctx.s3.internal;
 const started = performance.now();
+const cpuBefore = process.cpuUsage();
 
 if (kind === 'seal') {
   const outcome = await processUpload(ctx, { bucket: ctx.config.incomingBucket, key: incomingKey(a!), size: undefined, eTag: undefined });
@@ -33,4 +35,5 @@ if (kind === 'seal') {
 }
 
 const ms = performance.now() - started;
-console.log(JSON.stringify({ ms, maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+const cpu = process.cpuUsage(cpuBefore);
+console.log(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 }));

@@ -77,7 +77,7 @@ await bundle({ 'bench-job': 'bench/bench-job.ts' }, jobDir);
 const deployed = parse(await readFile('serverless.yml', 'utf8'));
 const nodeOptions: string[] = String(deployed.functions.processUpload.environment.NODE_OPTIONS).split(/\s+/).filter(Boolean);
 
-async function job(...args: string[]): Promise<{ ms: number; maxRssMb: number }> {
+async function job(...args: string[]): Promise<{ ms: number; cpuMs: number; maxRssMb: number }> {
   const { stdout } = await run(process.execPath, [...nodeOptions, join(jobDir, 'bench-job.mjs'), ...args], { env, maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
@@ -95,10 +95,13 @@ for (const sizeMb of sizesMb) {
   const seals: number[] = [];
   const copyRss: number[] = [];
   const sealRss: number[] = [];
+  const copyCpu: number[] = [];
+  const sealCpu: number[] = [];
   for (let round = 0; round < rounds; round++) {
     const copy = await job('copy', sourceKey, `bench/copy-${sizeMb}`);
     copies.push(copy.ms);
     copyRss.push(copy.maxRssMb);
+    copyCpu.push(copy.cpuMs);
 
     const created = await service.createUpload('bench', { filename: 'bench.wav', contentType: 'audio/wav', size });
     await s3.send(
@@ -107,6 +110,7 @@ for (const sizeMb of sizesMb) {
     const seal = await job('seal', created.fileId);
     seals.push(seal.ms);
     sealRss.push(seal.maxRssMb);
+    sealCpu.push(seal.cpuMs);
     await service.deleteFile('bench', created.fileId);
   }
   const ratio = median(seals) / median(copies);
@@ -115,7 +119,8 @@ for (const sizeMb of sizesMb) {
   rows.push(
     `${String(sizeMb).padStart(5)} MB | copy ${fmt(median(copies), 0).padStart(6)} ms ${fmt(size / MB / (median(copies) / 1000)).padStart(6)} MB/s | ` +
       `process ${fmt(median(seals), 0).padStart(6)} ms ${fmt(size / MB / (median(seals) / 1000)).padStart(6)} MB/s | ` +
-      `ratio ${fmt(ratio, 2)} | peak RSS copy ${fmt(Math.max(...copyRss), 0)} MB, process ${fmt(Math.max(...sealRss), 0)} MB`,
+      `ratio ${fmt(ratio, 2)} | CPU copy ${fmt(median(copyCpu) / sizeMb, 1)} ms/MB, process ${fmt(median(sealCpu) / sizeMb, 1)} ms/MB | ` +
+      `peak RSS copy ${fmt(Math.max(...copyRss), 0)} MB, process ${fmt(Math.max(...sealRss), 0)} MB`,
   );
   await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: sourceKey }));
   await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: `bench/copy-${sizeMb}` }));
