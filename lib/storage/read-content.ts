@@ -1,18 +1,32 @@
 import { createHash } from 'node:crypto';
 import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { cipherRangeFor, createDecryptStream, decodeEncryptionMetadata } from '../crypto/frame-format.ts';
+import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import {
+  DEFAULT_FRAME_SIZE,
+  TAG_LENGTH,
+  cipherRangeFor,
+  createDecryptStream,
+  decodeEncryptionMetadata,
+  frameCount,
+} from '../crypto/frame-format.ts';
 import { StorageFileCorruptedError } from '../errors/catalogue.ts';
 import { backend } from './backend-errors.ts';
 import type { Manifest } from './manifest.ts';
 import { finalKey } from './object-layout.ts';
 import type { StorageContext } from './storage-context.ts';
+import type { RangeRequest } from './storage-service.ts';
 
 /**
  * Reads a stored recording back as plaintext. A range fetches only the ciphertext frames it
  * touches and decrypts those; a whole read also re-hashes the plaintext and fails the stream
  * if it differs from the SHA-256 recorded at processing. Every frame is authenticated before
  * its bytes are released, so a flipped byte yields `StorageFileCorruptedError`, never wrong bytes.
+ *
+ * Range reads are what an audio player seeking makes, so their latency counts: the frames a
+ * range would need in an encrypted file of the default frame size are requested at once, in
+ * parallel with the manifest read that authorises the call (`prefetchFrames`). Nothing of
+ * them is released before the manifest says the caller owns a ready file; if the file turns
+ * out to be stored otherwise, the prefetch is dropped and the right bytes fetched instead.
  */
 
 export interface ByteRange {
@@ -21,10 +35,38 @@ export interface ByteRange {
   end: number;
 }
 
+/** Ciphertext frames requested before the manifest is known; see the note above. */
+export interface FramePrefetch {
+  firstFrame: number;
+  /** Undefined for an open-ended range (to the end of the file). */
+  lastFrame: number | undefined;
+  response: Promise<GetObjectCommandOutput | undefined>;
+  discard(): void;
+}
+
+export function prefetchFrames(ctx: StorageContext, fileId: string, range: RangeRequest): FramePrefetch | undefined {
+  if ('suffix' in range) return undefined;
+  const stride = DEFAULT_FRAME_SIZE + TAG_LENGTH;
+  const firstFrame = Math.floor(range.start / DEFAULT_FRAME_SIZE);
+  const lastFrame = range.end === undefined ? undefined : Math.floor(range.end / DEFAULT_FRAME_SIZE);
+  const byteRange = `bytes=${firstFrame * stride}-${lastFrame === undefined ? '' : (lastFrame + 1) * stride - 1}`;
+  // A failed prefetch (a range past the end, say) is not an answer: the normal path decides.
+  const response = ctx.s3.internal
+    .send(new GetObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), Range: byteRange }))
+    .catch(() => undefined);
+  return {
+    firstFrame,
+    lastFrame,
+    response,
+    discard: () => void response.then((out) => (out?.Body as Readable | undefined)?.destroy()),
+  };
+}
+
 export async function openPlaintext(
   ctx: StorageContext,
   manifest: Manifest & { stored: NonNullable<Manifest['stored']> },
   range: ByteRange | undefined,
+  prefetch?: FramePrefetch,
 ): Promise<Readable> {
   const { fileId, stored } = manifest;
   const s3 = ctx.s3.internal;
@@ -34,6 +76,7 @@ export async function openPlaintext(
     );
 
   if (!stored.encrypted) {
+    prefetch?.discard();
     const out = await get(range ? `bytes=${range.start}-${range.end}` : undefined);
     const body = out.Body as Readable;
     return range ? body : chain(body, new Sha256Verifier(stored.sha256, fileId));
@@ -41,7 +84,15 @@ export async function openPlaintext(
 
   const frameSize = stored.frameSize ?? 0;
   const window = range && stored.size > 0 ? cipherRangeFor(range.start, range.end, stored.size, frameSize) : undefined;
-  const out = await get(window && `bytes=${window.cipherStart}-${window.cipherEndInclusive}`);
+  const lastFrameOfFile = frameCount(stored.size, frameSize) - 1;
+  const prefetchFits =
+    window !== undefined &&
+    frameSize === DEFAULT_FRAME_SIZE &&
+    prefetch?.firstFrame === window.firstFrame &&
+    Math.min(prefetch.lastFrame ?? lastFrameOfFile, lastFrameOfFile) === window.lastFrame;
+  if (prefetch && !prefetchFits) prefetch.discard();
+  const prefetched = prefetchFits ? await prefetch!.response : undefined;
+  const out = prefetched ?? (await get(window && `bytes=${window.cipherStart}-${window.cipherEndInclusive}`));
   const body = out.Body as Readable;
   try {
     if (!ctx.keyring) {

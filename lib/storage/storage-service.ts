@@ -16,7 +16,7 @@ import { parseUploadRequest, type UploadRequest } from '../upload/upload-request
 import { backend } from './backend-errors.ts';
 import type { FileStatus, Manifest } from './manifest.ts';
 import { finalKey, incomingKey, isFileId } from './object-layout.ts';
-import { openPlaintext, type ByteRange } from './read-content.ts';
+import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
 
 /**
@@ -153,10 +153,18 @@ export class StorageService {
    */
   getFile(owner: string, fileId: string, options: { range?: RangeRequest } = {}): Promise<FileContent> {
     return measured('GetFile', async () => {
-      const manifest = await this.#readyManifest(owner, fileId, 'getFile');
+      const prefetch = options.range && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, options.range) : undefined;
+      let manifest: ReadyManifest;
+      let range: ByteRange | undefined;
+      try {
+        manifest = await this.#readyManifest(owner, fileId, 'getFile');
+        range = options.range === undefined ? undefined : resolveRange(options.range, manifest.stored.size, fileId);
+      } catch (error) {
+        prefetch?.discard();
+        throw error;
+      }
       const total = manifest.stored.size;
-      const range = options.range === undefined ? undefined : resolveRange(options.range, total, fileId);
-      const stream = await openPlaintext(this.#ctx, manifest, range);
+      const stream = await openPlaintext(this.#ctx, manifest, range, prefetch);
       const contentLength = range ? range.end - range.start + 1 : total;
       metrics.addMetric('BytesRead', MetricUnit.Bytes, contentLength);
       return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
