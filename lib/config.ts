@@ -51,7 +51,8 @@ const fields = z.object({
   STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
   STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
   STORAGE_PROCESSING_MAX_ATTEMPTS: positiveInt(3),
-  STORAGE_PROCESSING_LEASE_SECONDS: positiveInt(900),
+  // Long enough for the largest file; short enough that the trigger's retries (after 1 and 2 minutes) find it free.
+  STORAGE_PROCESSING_LEASE_SECONDS: positiveInt(120),
   STORAGE_AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)'),
 });
 

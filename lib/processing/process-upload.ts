@@ -23,8 +23,9 @@ import { UploadRejection } from './upload-inspector.ts';
  * 5. Seal (check, hash, encrypt, store). A content problem ends as `rejected` and removes the
  *    upload. A backend failure releases the lease and rethrows, so the trigger retries;
  *    after the last attempt the file ends as `failed` and the upload stays.
- * 6. Commit `ready` conditionally; if the file was deleted meanwhile, the new object is
- *    removed. Only then is the upload deleted: nothing is lost if a step fails.
+ * 6. Commit `ready` conditionally. If the file was deleted meanwhile, the new object is
+ *    removed; if another run took over after our lease ran out, its result stands. Only then
+ *    is the upload deleted: nothing is lost if a step fails.
  */
 
 export type ProcessOutcome =
@@ -131,6 +132,11 @@ export async function processUpload(ctx: StorageContext, record: ObjectCreatedRe
     stored: storedAttributes(sealed),
   });
   if (!committed) {
+    if ((await manifests.read(fileId)) !== undefined) {
+      // Our lease ran out and another run took the file over. Both sealed the same bytes and each
+      // object carries its own key material, so whichever object landed last is whole: leave it.
+      return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
+    }
     // Deleted while we worked: the delete wins, and our object must not outlive it.
     await backend('deleteObject', fileId, () => s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
     await removeUpload();

@@ -9,7 +9,7 @@ import {
   decodeEncryptionMetadata,
   frameCount,
 } from '../crypto/frame-format.ts';
-import { StorageFileCorruptedError } from '../errors/catalogue.ts';
+import { StorageFileCorruptedError, StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
 import { backend } from './backend-errors.ts';
 import type { Manifest } from './manifest.ts';
 import { finalKey } from './object-layout.ts';
@@ -82,7 +82,11 @@ export async function openPlaintext(
     return range ? body : chain(body, new Sha256Verifier(stored.sha256, fileId));
   }
 
-  const frameSize = stored.frameSize ?? 0;
+  const frameSize = stored.frameSize;
+  if (frameSize === undefined) {
+    prefetch?.discard();
+    throw new StorageMetadataError('File manifest lacks the frame size of its encrypted object.', { operation: 'getFile', fileId });
+  }
   const window = range && stored.size > 0 ? cipherRangeFor(range.start, range.end, stored.size, frameSize) : undefined;
   const lastFrameOfFile = frameCount(stored.size, frameSize) - 1;
   const prefetchFits =
@@ -96,7 +100,8 @@ export async function openPlaintext(
   const body = out.Body as Readable;
   try {
     if (!ctx.keyring) {
-      throw new StorageFileCorruptedError('File is encrypted but no encryption keys are configured.', { operation: 'getFile', fileId });
+      // Encryption was turned off after this file was stored: a configuration problem, not the file's.
+      throw new StorageOperationError('File is encrypted but no encryption keys are configured.', { operation: 'getFile', fileId });
     }
     const encryption = decodeEncryptionMetadata(out.Metadata ?? {}, fileId);
     if (encryption.frameSize !== frameSize) {

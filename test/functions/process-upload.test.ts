@@ -156,4 +156,21 @@ describe('process-upload', () => {
     const retried = await notifyUploaded(env, fileId);
     expect(retried.results[0]).toMatchObject({ outcome: 'ready' });
   });
+
+  it('leaves the object of a run that took the file over when its own lease had run out', async () => {
+    const fileId = await uploadOnly(wav(40_000_000));
+    const key = { Bucket: env.config.bucket, Key: manifestKey(fileId) };
+    const running = notifyUploaded(env, fileId);
+    // As soon as this run has claimed the file, another run "takes it over" (a new manifest version).
+    for (let i = 0; i < 2000; i++) {
+      const manifest = JSON.parse(await (await env.admin.send(new GetObjectCommand(key))).Body!.transformToString());
+      if (manifest.status === 'processing') {
+        await env.admin.send(new PutObjectCommand({ ...key, Body: JSON.stringify({ ...manifest, leaseUntil: new Date(Date.now() + 60_000).toISOString() }) }));
+        break;
+      }
+    }
+    const result = await running;
+    expect(result.results[0]).toMatchObject({ outcome: 'skipped', reason: 'taken over by another run' });
+    expect(await env.keys(env.config.bucket)).toContain(finalKey(fileId));
+  });
 });
