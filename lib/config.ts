@@ -23,6 +23,7 @@ const bucketName = z
   .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name');
 
 const MEBIBYTE = 1024 * 1024;
+export const DEFAULT_BUCKETS = { files: 'transcribo-files', incoming: 'transcribo-incoming' } as const;
 
 const fields = z.object({
   STORAGE_ENDPOINT: z.string().min(1).optional(),
@@ -32,8 +33,8 @@ const fields = z.object({
   STORAGE_ACCESS_KEY: z.string().min(1).optional(),
   STORAGE_SECRET_KEY: z.string().min(1).optional(),
   STORAGE_REGION: z.string().min(1).default('us-east-1'),
-  STORAGE_BUCKET: bucketName.default('transcribo-files'),
-  STORAGE_INCOMING_BUCKET: bucketName.default('transcribo-incoming'),
+  STORAGE_BUCKET: bucketName.default(DEFAULT_BUCKETS.files),
+  STORAGE_INCOMING_BUCKET: bucketName.default(DEFAULT_BUCKETS.incoming),
   STORAGE_ENCRYPTION_ENABLED: bool(true),
   STORAGE_ENCRYPTION_KEYS: z.string().optional(),
   STORAGE_ENCRYPTION_ACTIVE_KEY_ID: z.string().optional(),

@@ -16,8 +16,8 @@ import { access, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'n
 import { createServer } from 'node:net';
 import { homedir, hostname, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { WEBHOOK_TARGET_ID } from './local/storage-setup.ts';
 import { fileURLToPath } from 'node:url';
+import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 
 /** Pinned pseudo-version of github.com/minio/minio. */
 export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';

@@ -15,13 +15,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { SignJWT } from 'jose';
-import { ConfigError, parseConfig } from '../lib/config.ts';
+import { ConfigError, DEFAULT_BUCKETS, parseConfig } from '../lib/config.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
+import { signBearerToken } from './local/dev-token.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './local/embedded-s3.ts';
 import { createEventRelay, functionInvokeUrl, type EventRelay } from './local/event-relay.ts';
-import { prepareStorage, WEBHOOK_TARGET_ID } from './local/storage-setup.ts';
+import { prepareStorage } from './local/storage-setup.ts';
+import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const log = (line: string) => process.stdout.write(`[transcribo] ${line}\n`);
@@ -42,6 +43,8 @@ env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 let embedded: EmbeddedS3 | undefined;
 let relay: EventRelay | undefined;
 let offline: ChildProcess | undefined;
+/** serverless-offline is serving: events can be delivered. */
+let ready = false;
 
 async function shutdown(code: number): Promise<never> {
   offline?.kill('SIGTERM');
@@ -62,14 +65,15 @@ if (!env.STORAGE_AUTH_JWT_SECRET || (!env.STORAGE_ENCRYPTION_KEYS && env.STORAGE
 let queued: unknown[] = [];
 const mode = env.STORAGE_ENDPOINT ? 'minio' : 'embedded';
 if (mode === 'embedded') {
-  const files = env.STORAGE_BUCKET || 'transcribo-files';
-  const incoming = env.STORAGE_INCOMING_BUCKET || 'transcribo-incoming';
+  const files = env.STORAGE_BUCKET || DEFAULT_BUCKETS.files;
+  const incoming = env.STORAGE_INCOMING_BUCKET || DEFAULT_BUCKETS.incoming;
   embedded = await startEmbeddedS3({
     port: Number(env.TRANSCRIBO_EMBEDDED_S3_PORT ?? 4569),
     directory: join(localDir, 's3rver'),
     buckets: [files, incoming],
+    // Held until the functions are up: the emulator has no queue of its own to retry from.
     onObjectCreated: (event) => {
-      if (relay) relay.deliver(event).catch((error: unknown) => log(`event not processed: ${(error as Error).message}`));
+      if (ready) relay!.deliver(event).catch((error: unknown) => log(`event not processed: ${(error as Error).message}`));
       else queued.push(event);
     },
   });
@@ -129,7 +133,6 @@ offline.on('exit', (code) => {
   log(`serverless-offline exited (${code ?? 'signal'})`);
   void shutdown(code ?? 1);
 });
-let ready = false;
 // serverless-offline writes its banner to either stream depending on the version: watch both.
 const watch = (out: NodeJS.WriteStream) => (chunk: Buffer) => {
   out.write(chunk);
@@ -144,12 +147,7 @@ offline.stderr?.on('data', watch(process.stderr));
 async function announce(): Promise<void> {
   for (const event of queued) await relay!.deliver(event).catch((error: unknown) => log(`event not processed: ${(error as Error).message}`));
   queued = [];
-  const token = await new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject('dev-user')
-    .setIssuedAt()
-    .setExpirationTime('12h')
-    .sign(config!.jwtSecret);
+  const token = await signBearerToken(config!.jwtSecret, 'dev-user');
   const api = `http://${httpHost}:${httpPort}`;
   const storage =
     mode === 'embedded'

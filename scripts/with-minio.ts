@@ -12,7 +12,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { WEBHOOK_TARGET_ID } from './local/storage-setup.ts';
+import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 import { getFreePort, startMinio, type MinioServer } from './minio.ts';
 
 const WEBHOOK_ID = 'TEST';

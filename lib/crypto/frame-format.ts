@@ -86,26 +86,44 @@ export function cipherRangeFor(
   frameSize: number,
 ): CipherRange {
   checkSizes(plainSize, frameSize);
-  if (
-    !Number.isSafeInteger(plainStart) ||
-    !Number.isSafeInteger(plainEndInclusive) ||
-    plainStart < 0 ||
-    plainEndInclusive < plainStart ||
-    plainEndInclusive >= plainSize
-  ) {
+  if (!isInclusiveRange(plainStart, plainEndInclusive, plainSize)) {
     throw new RangeError(`bytes ${plainStart}-${plainEndInclusive} are not a range of a ${plainSize}-byte file`);
   }
-  const sealedFrame = frameSize + TAG_LENGTH;
-  const firstFrame = Math.floor(plainStart / frameSize);
-  const lastFrame = Math.floor(plainEndInclusive / frameSize);
+  const { firstFrame, lastFrame, cipherStart } = framesTouched(plainStart, plainEndInclusive, frameSize);
   return {
-    cipherStart: firstFrame * sealedFrame,
-    cipherEndInclusive: lastFrame * sealedFrame + frameLength(lastFrame, plainSize, frameSize) + TAG_LENGTH - 1,
+    cipherStart,
+    cipherEndInclusive: lastFrame * (frameSize + TAG_LENGTH) + frameLength(lastFrame, plainSize, frameSize) + TAG_LENGTH - 1,
     firstFrame,
     lastFrame,
     skip: plainStart - firstFrame * frameSize,
     length: plainEndInclusive - plainStart + 1,
   };
+}
+
+/**
+ * The sealed frames a plaintext range touches, for when the file's size is not known yet:
+ * the end may be open (`undefined`, to the end of the file) or past the file, and the
+ * ciphertext end is that of a whole frame (S3 clamps a range to the object's end).
+ */
+export function framesTouched<End extends number | undefined>(
+  plainStart: number,
+  plainEndInclusive: End,
+  frameSize: number,
+): { firstFrame: number; lastFrame: End; cipherStart: number; cipherEndInclusive: End } {
+  const sealedFrame = frameSize + TAG_LENGTH;
+  const firstFrame = Math.floor(plainStart / frameSize);
+  const lastFrame = (plainEndInclusive === undefined ? undefined : Math.floor(plainEndInclusive / frameSize)) as End;
+  return {
+    firstFrame,
+    lastFrame,
+    cipherStart: firstFrame * sealedFrame,
+    cipherEndInclusive: (lastFrame === undefined ? undefined : (lastFrame + 1) * sealedFrame - 1) as End,
+  };
+}
+
+/** first..last is a non-empty run of whole numbers inside [0, limit). */
+function isInclusiveRange(first: number, last: number, limit: number): boolean {
+  return Number.isSafeInteger(first) && Number.isSafeInteger(last) && first >= 0 && first <= last && last < limit;
 }
 
 function frameLength(index: number, plainSize: number, frameSize: number): number {
@@ -270,13 +288,7 @@ export function createDecryptStream(p: DecryptParams): Transform {
   }
   const firstFrame = p.firstFrame ?? 0;
   const lastFrame = p.lastFrame ?? count - 1;
-  if (
-    !Number.isSafeInteger(firstFrame) ||
-    !Number.isSafeInteger(lastFrame) ||
-    firstFrame < 0 ||
-    lastFrame < firstFrame ||
-    lastFrame >= count
-  ) {
+  if (!isInclusiveRange(firstFrame, lastFrame, count)) {
     throw new RangeError(`frames ${firstFrame}-${lastFrame} are not frames of a ${count}-frame file`);
   }
   const available = Math.min(plainSize, (lastFrame + 1) * frameSize) - firstFrame * frameSize;

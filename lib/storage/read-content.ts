@@ -3,11 +3,11 @@ import { Transform, pipeline, type Readable, type TransformCallback } from 'node
 import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import {
   DEFAULT_FRAME_SIZE,
-  TAG_LENGTH,
   cipherRangeFor,
   createDecryptStream,
   decodeEncryptionMetadata,
   frameCount,
+  framesTouched,
 } from '../crypto/frame-format.ts';
 import { StorageFileCorruptedError, StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
 import { backend } from './backend-errors.ts';
@@ -46,10 +46,8 @@ export interface FramePrefetch {
 
 export function prefetchFrames(ctx: StorageContext, fileId: string, range: RangeRequest): FramePrefetch | undefined {
   if ('suffix' in range) return undefined;
-  const stride = DEFAULT_FRAME_SIZE + TAG_LENGTH;
-  const firstFrame = Math.floor(range.start / DEFAULT_FRAME_SIZE);
-  const lastFrame = range.end === undefined ? undefined : Math.floor(range.end / DEFAULT_FRAME_SIZE);
-  const byteRange = `bytes=${firstFrame * stride}-${lastFrame === undefined ? '' : (lastFrame + 1) * stride - 1}`;
+  const { firstFrame, lastFrame, cipherStart, cipherEndInclusive } = framesTouched(range.start, range.end, DEFAULT_FRAME_SIZE);
+  const byteRange = `bytes=${cipherStart}-${cipherEndInclusive ?? ''}`;
   // A failed prefetch (a range past the end, say) is not an answer: the normal path decides.
   const response = ctx.s3.internal
     .send(new GetObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), Range: byteRange }))

@@ -9,9 +9,8 @@ import {
   PutBucketNotificationConfigurationCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { WEBHOOK_ARN } from './webhook-target.ts';
 
-export const WEBHOOK_TARGET_ID = 'TRANSCRIBO';
-export const WEBHOOK_ARN = `arn:minio:sqs::${WEBHOOK_TARGET_ID}:webhook`;
 
 export interface SetupReport {
   createdBuckets: string[];

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_NAMES, parseConfig } from '../../lib/config.ts';
-import { WEBHOOK_TARGET_ID } from '../../scripts/local/storage-setup.ts';
+import { WEBHOOK_TARGET_ID } from '../../scripts/local/webhook-target.ts';
 import { MINIO_VERSION } from '../../scripts/minio.ts';
 
 /**

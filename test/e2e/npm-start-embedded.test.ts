@@ -1,12 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, wav } from '../support/audio-fixtures.ts';
 import { ApiClient } from '../support/api-client.ts';
 import { sendUpload } from '../support/http-client.ts';
-import { freePort, startProduct, type RunningProduct } from '../support/running-product.ts';
+import { getFreePort } from '../../scripts/minio.ts';
+import { signBearerToken } from '../../scripts/local/dev-token.ts';
+import { startProduct, type RunningProduct } from '../support/running-product.ts';
 
 /**
  * The README's first command on a machine with nothing configured: `npm start` brings up the
@@ -23,7 +24,7 @@ beforeAll(async () => {
   product = await startProduct({
     ...unconfigured,
     TRANSCRIBO_LOCAL_DIR: localDir,
-    TRANSCRIBO_EMBEDDED_S3_PORT: String(await freePort()),
+    TRANSCRIBO_EMBEDDED_S3_PORT: String(await getFreePort()),
   });
 }, 120_000);
 afterAll(async () => {
@@ -39,7 +40,7 @@ describe('npm start with nothing configured', { timeout: 60_000 }, () => {
 
   it('stores an upload through real emulator events and serves it back decrypted', async () => {
     const secrets = JSON.parse(readFileSync(join(localDir, 'dev-secrets.json'), 'utf8'));
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('dev').setExpirationTime('5m').sign(new TextEncoder().encode(secrets.jwtSecret));
+    const token = await signBearerToken(secrets.jwtSecret, 'dev', '5m');
     const client = new ApiClient(product.api, token);
     const bytes = wav(120_000);
     const created = await client.create({ filename: 'hello.wav', contentType: 'audio/wav', size: bytes.length });

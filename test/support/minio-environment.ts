@@ -6,10 +6,10 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { SignJWT } from 'jose';
 import { parseConfig, type StorageConfig } from '../../lib/config.ts';
 import { createStorageContext, type StorageContext } from '../../lib/storage/storage-context.ts';
 import { StorageService } from '../../lib/storage/storage-service.ts';
+import { signBearerToken } from '../../scripts/local/dev-token.ts';
 
 /**
  * Integration tests run against the real MinIO that `npm test` starts (scripts/with-minio.ts).
@@ -98,13 +98,7 @@ export async function prepareMinioEnvironment(overrides: Record<string, string> 
     service: new StorageService(ctx),
     admin,
     keys,
-    token: (sub, options = {}) =>
-      new SignJWT({})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject(sub)
-        .setIssuedAt()
-        .setExpirationTime(options.expiresIn ?? '10m')
-        .sign(options.secret ?? secret),
+    token: (sub, options = {}) => signBearerToken(options.secret ?? secret, sub, options.expiresIn ?? '10m'),
     cleanup: async () => {
       for (const bucket of [config.bucket, config.incomingBucket]) {
         const present = await keys(bucket).catch(() => []);

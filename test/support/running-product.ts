@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { getFreePort } from '../../scripts/minio.ts';
 
 /**
  * `npm start` as a child process, the way a developer runs it, for tests over HTTP. It is
@@ -15,20 +15,9 @@ export interface RunningProduct {
 
 const root = resolve(import.meta.dirname, '..', '..');
 
-export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
 export async function startProduct(env: Record<string, string>, timeoutMs = 90_000): Promise<RunningProduct> {
-  const httpPort = await freePort();
-  const lambdaPort = await freePort();
+  const httpPort = await getFreePort();
+  const lambdaPort = await getFreePort();
   const child: ChildProcess = spawn(process.execPath, ['scripts/start.ts'], {
     cwd: root,
     env: {

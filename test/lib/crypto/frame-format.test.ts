@@ -16,6 +16,7 @@ import {
   decodeEncryptionMetadata,
   encodeEncryptionMetadata,
   frameCount,
+  framesTouched,
   newNoncePrefix,
   type DecryptParams,
   type EncryptionMetadata,
@@ -411,6 +412,24 @@ describe('round trips', () => {
       const out = await decryptOk({ ...p, plainSize: plain.length }, cipher, randomSplits(frameSize + 1, 3 * frameSize));
       expect(out.equals(plain)).toBe(true);
     }
+  });
+});
+
+describe('framesTouched (ranges before the file size is known)', () => {
+  it('names the frames cipherRangeFor names, ending on whole frames', () => {
+    const fs = 16;
+    const stride = fs + TAG_LENGTH;
+    for (const [start, end] of [[0, 0], [15, 16], [17, 47], [32, 82]] as const) {
+      const known = cipherRangeFor(start, end, 83, fs);
+      const early = framesTouched(start, end, fs);
+      expect([early.firstFrame, early.lastFrame, early.cipherStart]).toEqual([known.firstFrame, known.lastFrame, known.cipherStart]);
+      expect(early.cipherEndInclusive).toBe((known.lastFrame + 1) * stride - 1);
+      expect(early.cipherEndInclusive).toBeGreaterThanOrEqual(known.cipherEndInclusive);
+    }
+  });
+
+  it('leaves an open range open', () => {
+    expect(framesTouched(40, undefined, 16)).toEqual({ firstFrame: 2, lastFrame: undefined, cipherStart: 64, cipherEndInclusive: undefined });
   });
 });
 

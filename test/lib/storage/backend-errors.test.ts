@@ -1,10 +1,10 @@
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../lib/config.ts';
 import { StorageAuthenticationError, StorageConnectionError } from '../../../lib/errors/catalogue.ts';
 import { renderError } from '../../../lib/http/error-response.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { getFreePort } from '../../../scripts/minio.ts';
 import { minioConnection, newKek } from '../../support/minio-environment.ts';
 
 const base = () => {
@@ -22,16 +22,6 @@ const base = () => {
 
 const upload = { filename: 'a.wav', contentType: 'audio/wav', size: 100 };
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 describe('backend failures against a real MinIO', () => {
   it('refused credentials become StorageAuthenticationError (5xx) without the backend text', async () => {
     for (const wrong of [{ STORAGE_SECRET_KEY: 'wrong-secret-0000' }, { STORAGE_ACCESS_KEY: 'nobody-at-all' }]) {
@@ -47,7 +37,7 @@ describe('backend failures against a real MinIO', () => {
   });
 
   it('an unreachable server becomes StorageConnectionError (503)', async () => {
-    const service = new StorageService(createStorageContext(parseConfig({ ...base(), STORAGE_PORT: String(await freePort()) })));
+    const service = new StorageService(createStorageContext(parseConfig({ ...base(), STORAGE_PORT: String(await getFreePort()) })));
     const error = await service.getFileInfo('alice', '1b2c3d4e-0000-4000-8000-00000000abcd').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageConnectionError);
     expect(renderError(error as StorageConnectionError, 'r').statusCode).toBe(503);

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEventRelay, type EventRelay } from '../../../scripts/local/event-relay.ts';
-import { freePort } from '../../support/running-product.ts';
+import { getFreePort } from '../../../scripts/minio.ts';
 
 /**
  * The relay's contract with MinIO's webhook: acknowledge (2xx) only what the function
@@ -33,7 +33,7 @@ async function fakeLambda(answer: (body: string) => { status: number; headers?: 
 }
 
 async function startRelay(invokeUrl: string, authToken?: string) {
-  const port = await freePort();
+  const port = await getFreePort();
   relay = await createEventRelay({ invokeUrl, listen: { host: '127.0.0.1', port, authToken }, log: () => undefined });
   return `http://127.0.0.1:${port}/minio-events`;
 }
@@ -56,7 +56,7 @@ describe('event relay', () => {
   });
 
   it('answers 503 when the functions are not running', async () => {
-    const url = await startRelay(`http://127.0.0.1:${await freePort()}/invoke`);
+    const url = await startRelay(`http://127.0.0.1:${await getFreePort()}/invoke`);
     expect((await fetch(url, { method: 'POST', body: event })).status).toBe(503);
   });
 
