@@ -8,8 +8,7 @@
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { processUpload } from '../lib/processing/process-upload.ts';
-import { incomingKey } from '../lib/storage/object-layout.ts';
+import { processFile } from '../lib/processing/process-upload.ts';
 import { sharedStorageContext } from '../lib/storage/storage-context.ts';
 import { PART_SIZE, QUEUE_SIZE } from '../lib/processing/seal-recording.ts';
 
@@ -20,7 +19,7 @@ const started = performance.now();
 const cpuBefore = process.cpuUsage();
 
 if (kind === 'seal') {
-  const outcome = await processUpload(ctx, { bucket: ctx.config.incomingBucket, key: incomingKey(a!), size: undefined, eTag: undefined });
+  const outcome = await processFile(ctx, a!, 'event');
   if (outcome.outcome !== 'ready') throw new Error(`processing ended ${outcome.outcome}: ${JSON.stringify(outcome)}`);
 } else if (kind === 'copy') {
   const source = await s3.send(new GetObjectCommand({ Bucket: ctx.config.bucket, Key: a! }));

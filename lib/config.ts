@@ -52,13 +52,22 @@ const fields = z.object({
   STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
   STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
   STORAGE_PROCESSING_MAX_ATTEMPTS: positiveInt(3),
-  // Long enough for the largest file; short enough that the trigger's retries (after 1 and 2 minutes) find it free.
-  STORAGE_PROCESSING_LEASE_SECONDS: positiveInt(120),
+  // A run renews its lease every third of this, so a slow 1 GB run keeps it; a killed run's file is free again this soon.
+  STORAGE_PROCESSING_LEASE_SECONDS: z.coerce.number().int().min(3).max(600).default(30),
+  // How often the sweep looks for work that no event brought (EventBridge rounds it up to whole minutes).
+  STORAGE_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(24 * 3600).default(60),
+  // How long after its upload link expired a file never uploaded is marked expired (a slow upload may still be landing).
+  STORAGE_UPLOAD_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 24 * 3600).default(3600),
+  // Where dead letters go: an SQS queue when deployed; unset, objects under dead-letters/ in the final bucket.
+  STORAGE_DEAD_LETTER_QUEUE_URL: z.url({ error: 'must be the URL of an SQS queue' }).optional(),
   STORAGE_AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)'),
 });
 
 /** Every configuration variable the product reads. */
 export const CONFIG_NAMES = Object.keys(fields.shape) as readonly string[];
+
+/** Each variable's own schema (with its default), for tools that need one setting without a whole configuration. */
+export const SETTINGS = fields.shape;
 
 const schema = fields.superRefine((env, ctx) => {
   if ((env.STORAGE_ACCESS_KEY === undefined) !== (env.STORAGE_SECRET_KEY === undefined)) {
@@ -99,6 +108,9 @@ export interface StorageConfig {
   uploadUrlTtlSeconds: number;
   maxResponseBytes: number;
   processing: { maxAttempts: number; leaseSeconds: number };
+  sweep: { intervalSeconds: number; uploadGraceSeconds: number };
+  /** SQS queue of dead letters; undefined keeps them in the final bucket. */
+  deadLetterQueueUrl: string | undefined;
   jwtSecret: Uint8Array;
 }
 
@@ -165,6 +177,8 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
       maxAttempts: env.STORAGE_PROCESSING_MAX_ATTEMPTS,
       leaseSeconds: env.STORAGE_PROCESSING_LEASE_SECONDS,
     },
+    sweep: { intervalSeconds: env.STORAGE_SWEEP_INTERVAL_SECONDS, uploadGraceSeconds: env.STORAGE_UPLOAD_GRACE_SECONDS },
+    deadLetterQueueUrl: env.STORAGE_DEAD_LETTER_QUEUE_URL,
     jwtSecret: new TextEncoder().encode(env.STORAGE_AUTH_JWT_SECRET),
   };
 }

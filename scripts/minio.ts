@@ -17,6 +17,7 @@ import { createServer } from 'node:net';
 import { homedir, hostname, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 
 /** Pinned pseudo-version of github.com/minio/minio. */
@@ -27,11 +28,17 @@ const HEALTH_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 const LOCK_WAIT_MS = 30 * 60_000;
 
+export interface WebhookTarget {
+  url: string;
+  /** Sent as `Authorization: Bearer <token>` with every event. */
+  token?: string;
+}
+
 export interface StartMinioOptions {
   /** S3 API port on 127.0.0.1; a free one is picked when absent. */
   port?: number;
-  /** Webhook notification targets: target id (e.g. `TEST`) → endpoint URL. ARN: `arn:minio:sqs::<id>:webhook`. */
-  webhooks?: Record<string, string>;
+  /** Webhook notification targets: target id (e.g. `TEST`) → endpoint. ARN: `arn:minio:sqs::<id>:webhook`. */
+  webhooks?: Record<string, string | WebhookTarget>;
   /** Where MinIO queues undelivered events; defaults to a sibling of the data dir. */
   queueDir?: string;
 }
@@ -45,8 +52,14 @@ export interface MinioServer {
   dataDir: string;
   /** MinIO's combined stdout/stderr. Removed by stop(). */
   logFile: string;
+  /** Where undelivered webhook events wait. */
+  queueDir: string;
   /** SIGTERM, SIGKILL after 5 s, then removes the temp dir (data, queue, log). Idempotent. */
   stop(): Promise<void>;
+  /** Kills the server (SIGKILL, as a crash) or stops it (SIGTERM), keeping its data and queue. */
+  halt(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
+  /** Starts it again on the same port, credentials, data and queue. */
+  resume(): Promise<void>;
 }
 
 /** Directory that `go install` uses as GOBIN for the pinned version. */
@@ -277,87 +290,98 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
     MINIO_BROWSER: 'off',
     MINIO_UPDATE: 'off',
   });
-  for (const [id, url] of Object.entries(opts.webhooks ?? {})) {
+  for (const [id, target] of Object.entries(opts.webhooks ?? {})) {
     if (!/^[A-Za-z0-9]+$/.test(id)) throw new Error(`webhook target id must be alphanumeric, got ${JSON.stringify(id)}`);
+    const { url, token } = typeof target === 'string' ? { url: target, token: undefined } : target;
     env[`MINIO_NOTIFY_WEBHOOK_ENABLE_${id}`] = 'on';
     env[`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${id}`] = url;
     env[`MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${id}`] = queueDir;
+    if (token) env[`MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${id}`] = token;
   }
 
   const args = ['server', dataDir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`];
-  const logFd = openSync(logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(binary, args, { env, stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-
+  const endpoint = `http://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
   let stopping = false;
-  let ready = false;
-  let spawnError: Error | undefined;
-  child.on('error', (err) => {
-    spawnError = err;
-  });
-  child.on('exit', (code, signal) => {
-    if (ready && !stopping) process.stderr.write(`[minio] MinIO on port ${port} exited unexpectedly (${code ?? signal}); log: ${logFile}\n`);
-  });
+
   // Never leave an orphaned server behind if the owner exits without calling stop().
   const onProcessExit = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
   };
   process.on('exit', onProcessExit);
 
+  const halt = async (signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM') => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    stopping = true;
+    running.kill(signal);
+    if (!(await waitForExit(running, STOP_GRACE_MS))) {
+      running.kill('SIGKILL');
+      await waitForExit(running, STOP_GRACE_MS);
+    }
+  };
+
   let stopPromise: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopPromise ??= (async () => {
-      stopping = true;
-      if (child.exitCode === null && child.signalCode === null && !spawnError) {
-        child.kill('SIGTERM');
-        if (!(await waitForExit(child, STOP_GRACE_MS))) {
-          child.kill('SIGKILL');
-          await waitForExit(child, STOP_GRACE_MS);
-        }
-      }
+      await halt();
       process.off('exit', onProcessExit);
       await rm(root, { recursive: true, force: true });
     })();
     return stopPromise;
   };
 
-  const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-  for (;;) {
-    const exited = spawnError || child.exitCode !== null || child.signalCode !== null;
-    if (exited) {
-      const logTail = await readTail(logFile);
-      await stop();
-      throw new Error(
-        `MinIO failed to start (${spawnError ? spawnError.message : `exit ${child.exitCode ?? child.signalCode}`}).\n` +
-          `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
-      );
-    }
+  const launch = async (): Promise<void> => {
+    stopping = false;
+    const logFd = openSync(logFile, 'a');
+    let spawned: ChildProcess;
     try {
-      const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(2000) });
-      await res.body?.cancel();
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
+      spawned = spawn(binary, args, { env, stdio: ['ignore', logFd, logFd] });
+    } finally {
+      closeSync(logFd);
     }
-    if (Date.now() > deadline) {
-      const logTail = await readTail(logFile);
-      await stop();
-      throw new Error(
-        `MinIO did not answer 200 on ${endpoint}/minio/health/live within ${HEALTH_TIMEOUT_MS / 1000} s.\n` +
-          `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
-      );
+    child = spawned;
+    let ready = false;
+    let spawnError: Error | undefined;
+    spawned.on('error', (err) => {
+      spawnError = err;
+    });
+    spawned.on('exit', (code, signal) => {
+      if (ready && !stopping) process.stderr.write(`[minio] MinIO on port ${port} exited unexpectedly (${code ?? signal}); log: ${logFile}\n`);
+    });
+    const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+    for (;;) {
+      if (spawnError || spawned.exitCode !== null || spawned.signalCode !== null) {
+        const logTail = await readTail(logFile);
+        await stop();
+        throw new Error(
+          `MinIO failed to start (${spawnError ? spawnError.message : `exit ${spawned.exitCode ?? spawned.signalCode}`}).\n` +
+            `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
+        );
+      }
+      try {
+        const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(2000) });
+        await res.body?.cancel();
+        if (res.status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        const logTail = await readTail(logFile);
+        await stop();
+        throw new Error(
+          `MinIO did not answer 200 on ${endpoint}/minio/health/live within ${HEALTH_TIMEOUT_MS / 1000} s.\n` +
+            `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
+        );
+      }
+      await sleep(100);
     }
-    await sleep(100);
-  }
+    ready = true;
+  };
 
-  ready = true;
-  return { endpoint, port, accessKey, secretKey, dataDir, logFile, stop };
+  await launch();
+  return { endpoint, port, accessKey, secretKey, dataDir, queueDir, logFile, stop, halt, resume: launch };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -368,9 +392,11 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'start') {
     const t0 = Date.now();
-    // Wired for `npm start` in another terminal: its event relay listens on TRANSCRIBO_EVENTS_PORT.
+    // Wired for `npm start` in another terminal: its event relay listens on TRANSCRIBO_EVENTS_PORT
+    // and expects the token of .local/dev-secrets.json (or TRANSCRIBO_EVENTS_TOKEN).
     const relay = `http://127.0.0.1:${process.env.TRANSCRIBO_EVENTS_PORT ?? 3003}/minio-events`;
-    const server = await startMinio({ webhooks: { [WEBHOOK_TARGET_ID]: relay } });
+    const token = process.env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
+    const server = await startMinio({ webhooks: { [WEBHOOK_TARGET_ID]: { url: relay, token } } });
     process.stdout.write(
       `MinIO ${MINIO_VERSION} ready in ${Date.now() - t0} ms (Ctrl-C stops it and deletes its data)\n` +
         `STORAGE_ENDPOINT=127.0.0.1\nSTORAGE_PORT=${server.port}\nSTORAGE_SECURE=false\n` +

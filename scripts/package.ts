@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { SETTINGS } from '../lib/config.ts';
 import { bundle } from './bundle.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -23,7 +24,12 @@ const PASSED_THROUGH = [
   'STORAGE_ALLOWED_EXTENSIONS',
   'STORAGE_UPLOAD_URL_TTL_SECONDS',
   'STORAGE_MAX_RESPONSE_BYTES',
+  'STORAGE_PROCESSING_MAX_ATTEMPTS',
+  'STORAGE_PROCESSING_LEASE_SECONDS',
+  'STORAGE_SWEEP_INTERVAL_SECONDS',
+  'STORAGE_UPLOAD_GRACE_SECONDS',
 ];
+
 
 rmSync(join(root, '.build'), { recursive: true, force: true });
 const entries = Object.fromEntries(
@@ -39,6 +45,9 @@ for (const [name, value] of Object.entries(process.env)) {
   if (!name.startsWith('STORAGE_') || PASSED_THROUGH.includes(name)) env[name] = value;
 }
 env.TRANSCRIBO_HANDLER_DIR = '.build/functions';
+// EventBridge schedules in whole minutes, at least one.
+const sweepMinutes = Math.max(1, Math.ceil(SETTINGS.STORAGE_SWEEP_INTERVAL_SECONDS.parse(process.env.STORAGE_SWEEP_INTERVAL_SECONDS || undefined) / 60));
+env.TRANSCRIBO_SWEEP_SCHEDULE = sweepMinutes === 1 ? 'rate(1 minute)' : `rate(${sweepMinutes} minutes)`;
 const result = spawnSync(join(root, 'node_modules', '.bin', 'osls'), ['package', ...process.argv.slice(2)], {
   cwd: root,
   env,

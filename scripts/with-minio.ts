@@ -8,6 +8,7 @@
 // If STORAGE_ENDPOINT is already set, no MinIO is started: the command runs against it as is.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -67,11 +68,12 @@ async function main(argv: string[]): Promise<number> {
     const webhookPort = await getFreePort();
     // The product's own target, as `npm start` expects it: the end-to-end tests run it on this port.
     const eventsPort = await getFreePort();
+    const eventsToken = randomBytes(24).toString('base64url');
     const t0 = Date.now();
     minio = await startMinio({
       webhooks: {
         [WEBHOOK_ID]: `http://127.0.0.1:${webhookPort}/minio-events`,
-        [WEBHOOK_TARGET_ID]: `http://127.0.0.1:${eventsPort}/minio-events`,
+        [WEBHOOK_TARGET_ID]: { url: `http://127.0.0.1:${eventsPort}/minio-events`, token: eventsToken },
       },
     });
     process.stderr.write(`[with-minio] MinIO ready on ${minio.endpoint} in ${Date.now() - t0} ms (log ${minio.logFile})\n`);
@@ -85,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
       TEST_MINIO_WEBHOOK_PORT: String(webhookPort),
       TEST_MINIO_WEBHOOK_ARN: `arn:minio:sqs::${WEBHOOK_ID}:webhook`,
       TRANSCRIBO_EVENTS_PORT: String(eventsPort),
+      TRANSCRIBO_EVENTS_TOKEN: eventsToken,
       TEST_MINIO_DATA_DIR: minio.dataDir,
     });
   }

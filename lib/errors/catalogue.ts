@@ -46,6 +46,7 @@ const GENERIC_MESSAGES: Record<number, string> = {
   500: 'The storage backend failed; the request can be retried later.',
   502: 'The storage backend refused our credentials; the operators have been told.',
   503: 'The storage backend is unreachable; retry later.',
+  504: 'The request did not finish in time; retry later.',
 };
 
 /** The storage server refused our credentials or signature: an operator problem, never the caller's. */
@@ -56,6 +57,11 @@ export class StorageAuthenticationError extends StorageError {
 /** The storage server could not be reached (refused, reset, DNS, timeout). */
 export class StorageConnectionError extends StorageError {
   override readonly status = 503;
+}
+
+/** The function ran out of time (or was cut off) before it could answer. */
+export class StorageTimeoutError extends StorageError {
+  override readonly status = 504;
 }
 
 /** The storage server answered something unexpected. */

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { StorageError, StorageOperationError } from '../errors/catalogue.ts';
+import { StorageError, StorageOperationError, StorageTimeoutError } from '../errors/catalogue.ts';
 
 /**
  * The one place errors become HTTP. Body: `{"error": {type, message, operation, fileId?,
@@ -17,9 +17,13 @@ export interface ErrorBody {
   };
 }
 
-/** Anything thrown that is not of the catalogue is an internal failure of ours. */
+/** Anything thrown that is not of the catalogue is an internal failure of ours, or a timeout. */
 export function asCatalogueError(error: unknown, operation: string): StorageError {
   if (error instanceof StorageError) return error;
+  // middy's early timeout fires this name just before the function's own time is up.
+  if ((error as { name?: string } | undefined)?.name === 'TimeoutError') {
+    return new StorageTimeoutError('The function ran out of time.', { operation, cause: error });
+  }
   return new StorageOperationError('Internal error.', { operation, cause: error });
 }
 

@@ -50,8 +50,16 @@ export function bearerAuth(): MiddlewareObj<HttpEvent, HttpResult, Error, OwnerC
   };
 }
 
+/**
+ * How long before the function's timeout middy gives up on the handler and answers 504 itself,
+ * so the caller gets the catalogue's error rather than the platform's (API Gateway's bare 503,
+ * or serverless-offline's 200 with a stack). Covers a cold start, which the remaining-time
+ * clock does not count locally.
+ */
+export const TIMEOUT_MARGIN_MS = 3_000;
+
 export function httpFunction(operation: string, handler: HttpHandler) {
-  return middy<HttpEvent, HttpResult, Error, OwnerContext>()
+  return middy<HttpEvent, HttpResult, Error, OwnerContext>({ timeoutEarlyInMillis: TIMEOUT_MARGIN_MS })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .use(catalogueErrors(operation) as MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext>)

@@ -14,6 +14,10 @@
  * and a real `+` is `%2B`. EventBridge keys are URL-encoded too. Records of other kinds
  * (removals, replication, test events) are dropped here; whether a key is an upload is
  * decided by the caller from the object layout.
+ *
+ * Normalisation never throws: a key that is not valid percent-encoding is passed on as it
+ * came (it names no upload, so the caller skips it). An event that fails here would be
+ * re-sent by its trigger forever.
  */
 
 export interface ObjectCreatedRecord {
@@ -34,7 +38,11 @@ interface EventBridgeEvent {
 }
 
 export function decodeS3Key(key: string): string {
-  return decodeURIComponent(key.replace(/\+/g, ' '));
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' '));
+  } catch {
+    return key;
+  }
 }
 
 function isObjectCreated(eventName: string | undefined): boolean {

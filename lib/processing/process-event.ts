@@ -2,7 +2,7 @@ import { logger } from '../observability/logger.ts';
 import { measured } from '../observability/metrics.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import { objectCreatedRecords } from './event-records.ts';
-import { processUpload, type ProcessOutcome } from './process-upload.ts';
+import { processUploadRecord, type ProcessOutcome } from './process-upload.ts';
 
 /**
  * Runs every object-created record of one event. Records are independent: one failing does
@@ -15,8 +15,10 @@ export async function processObjectCreatedEvent(ctx: StorageContext, event: unkn
   let firstFailure: unknown;
   for (const record of records) {
     try {
-      const outcome = await measured('ProcessUpload', () => processUpload(ctx, record));
-      if (outcome.outcome === 'skipped') logger.info('record skipped', { key: record.key, reason: outcome.reason });
+      const outcome = await measured('ProcessUpload', () => processUploadRecord(ctx, record, 'event'));
+      if (outcome.outcome === 'skipped' || outcome.outcome === 'deferred') {
+        logger.info(`record ${outcome.outcome}`, { fileId: outcome.fileId, reason: outcome.reason });
+      }
       results.push(outcome);
     } catch (error) {
       logger.error('record failed; it will be retried', { key: record.key, error: error as Error });

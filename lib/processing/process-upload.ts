@@ -1,49 +1,67 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+import type { StorageError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
 import { metrics, MetricUnit } from '../observability/metrics.ts';
 import { backend, isNotFound, toStorageError } from '../storage/backend-errors.ts';
-import type { Manifest } from '../storage/manifest.ts';
+import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
 import { fileIdFromIncomingKey, finalKey, incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
+import { deadLetterStore, letterForUpload } from './dead-letters.ts';
 import type { ObjectCreatedRecord } from './event-records.ts';
+import { Lease, LeaseLost } from './lease.ts';
 import { sealRecording, storedAttributes } from './seal-recording.ts';
 import { UploadRejection } from './upload-inspector.ts';
 
 /**
- * What happens to one uploaded object. Events may come twice, late, out of order, or for
- * objects already handled, so every step is safe to repeat:
+ * What happens to one uploaded file. Three callers ask for it: the object-created event of its
+ * upload, the sweep (for uploads no event brought, and runs that died), and a redrive of its
+ * dead letter. Any of them may come twice, late, at once, or for a file already handled, so
+ * every step is safe to repeat, and the manifest's conditional writes decide every race:
  *
- * 1. No manifest: the file was deleted (or never created): the upload is removed.
- * 2. Manifest ready or rejected: the work is done; a leftover or re-sent upload is removed.
- *    Manifest failed: left alone, the upload kept for a later sweep.
- * 3. Manifest processing under a live lease: another run has it; skip.
- * 4. Claim: a conditional write sets `processing`, counts the attempt and takes a lease.
- *    Losing that race means another run has it; skip.
+ * 1. No manifest: the file was deleted: its upload is removed.
+ *    Settled (ready, rejected, expired): a leftover or late upload, and the marker, are removed.
+ *    Failed: left alone (its upload is kept for the redrive its dead letter asks for), except
+ *    by a redrive, which starts a fresh round of attempts.
+ * 2. Processing under a live lease: another run has it. The answer is `deferred`, not an error:
+ *    if that run dies, its lease runs out and the sweep takes the file over.
+ * 3. Attempts used up (runs that died count too): the file ends `failed` without another try.
+ * 4. Claim: a conditional write sets `processing`, counts the attempt and takes a lease, which
+ *    is renewed while the run works (lease.ts). Losing the race is `deferred` too.
  * 5. Seal (check, hash, encrypt, store). A content problem ends as `rejected` and removes the
- *    upload. A backend failure releases the lease and rethrows, so the trigger retries;
- *    after the last attempt the file ends as `failed` and the upload stays.
- * 6. Commit `ready` conditionally. If the file was deleted meanwhile, the new object is
- *    removed; if another run took over after our lease ran out, its result stands. Only then
- *    is the upload deleted: nothing is lost if a step fails.
+ *    upload. A backend failure releases the lease and rethrows, so the trigger retries; after
+ *    the last attempt the file ends `failed`, keeps its upload, and a dead letter is filed.
+ * 6. Commit `ready` conditionally on the lease's latest version. If the file was deleted
+ *    meanwhile, the new object is removed; if another run took over after our lease ran out,
+ *    its result stands. Only then are the upload and the marker removed: a crash anywhere
+ *    leaves something the sweep finds and finishes.
  */
 
 export type ProcessOutcome =
   | { outcome: 'ready' | 'rejected' | 'failed'; fileId: string; reason?: string }
+  | { outcome: 'deferred'; fileId: string; reason: string }
   | { outcome: 'skipped'; fileId?: string; reason: string };
 
-export async function processUpload(ctx: StorageContext, record: ObjectCreatedRecord): Promise<ProcessOutcome> {
-  const { config, manifests } = ctx;
-  const s3 = ctx.s3.internal;
-  const uploadFileId = fileIdFromIncomingKey(record.key);
-  if (record.bucket !== config.incomingBucket || uploadFileId === undefined) {
-    return { outcome: 'skipped', reason: 'not an upload' };
+export type ProcessTrigger = 'event' | 'sweep' | 'redrive';
+
+/** Processes the upload an object-created record names; anything else is skipped. */
+export function processUploadRecord(ctx: StorageContext, record: ObjectCreatedRecord, trigger: ProcessTrigger): Promise<ProcessOutcome> {
+  const fileId = fileIdFromIncomingKey(record.key);
+  if (record.bucket !== ctx.config.incomingBucket || fileId === undefined) {
+    return Promise.resolve({ outcome: 'skipped', reason: 'not an upload' });
   }
-  const fileId: string = uploadFileId;
+  return processFile(ctx, fileId, trigger);
+}
+
+export async function processFile(ctx: StorageContext, fileId: string, trigger: ProcessTrigger): Promise<ProcessOutcome> {
+  const { config, manifests, pending } = ctx;
+  const s3 = ctx.s3.internal;
   const removeUpload = () =>
     backend('deleteUpload', fileId, () =>
       s3.send(new DeleteObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) })),
     );
+  const removeFinalObject = () =>
+    backend('deleteObject', fileId, () => s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
 
   const current = await manifests.read(fileId);
   if (current === undefined) {
@@ -51,57 +69,87 @@ export async function processUpload(ctx: StorageContext, record: ObjectCreatedRe
     return { outcome: 'skipped', fileId, reason: 'no such file (deleted or never created)' };
   }
   const { manifest } = current;
-  if (manifest.status === 'ready' || manifest.status === 'rejected') {
+  if (manifest.status === 'ready' || manifest.status === 'rejected' || manifest.status === 'expired') {
     await removeUpload();
+    await pending.remove(fileId);
     return { outcome: 'skipped', fileId, reason: `already ${manifest.status}` };
   }
-  if (manifest.status === 'failed') return { outcome: 'skipped', fileId, reason: 'already failed' };
+  if (manifest.status === 'failed' && trigger !== 'redrive') return { outcome: 'skipped', fileId, reason: 'already failed' };
   const now = Date.now();
   if (manifest.status === 'processing' && manifest.leaseUntil !== undefined && Date.parse(manifest.leaseUntil) > now) {
-    return { outcome: 'skipped', fileId, reason: 'being processed by another run' };
+    return { outcome: 'deferred', fileId, reason: 'being processed by another run' };
   }
 
-  let uploadedSize: number;
+  let uploadedSize: number | undefined;
   try {
     const head = await s3.send(new HeadObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) }));
     uploadedSize = head.ContentLength ?? 0;
   } catch (error) {
-    if (isNotFound(error)) return { outcome: 'skipped', fileId, reason: 'upload already gone' };
-    throw toStorageError(error, 'processUpload', fileId);
+    if (!isNotFound(error)) throw toStorageError(error, 'processUpload', fileId);
+  }
+  if (uploadedSize === undefined) {
+    // Processing needs the upload. A run that held the file without one was storing through the
+    // library, or the upload was removed behind our back: there is nothing to process again.
+    if (manifest.status !== 'processing') return { outcome: 'skipped', fileId, reason: 'no upload to process' };
+    const given = await giveUp(current, 'the upload is gone; there is nothing to process', { letter: false });
+    if (given) await removeFinalObject();
+    return { outcome: 'failed', fileId, reason: 'upload gone' };
+  }
+
+  if (trigger !== 'redrive' && manifest.attempts >= config.processing.maxAttempts) {
+    // Runs that died (killed, out of memory, timed out) never wrote their failure: count them here.
+    await giveUp(current, `processing did not finish after ${manifest.attempts} attempts`, { letter: true });
+    return { outcome: 'failed', fileId, reason: 'attempts used up' };
   }
 
   const claimed: Manifest = {
     ...manifest,
     status: 'processing',
-    attempts: manifest.attempts + 1,
-    leaseUntil: new Date(now + config.processing.leaseSeconds * 1000).toISOString(),
+    attempts: (trigger === 'redrive' ? 0 : manifest.attempts) + 1,
+    leaseUntil: Lease.until(config.processing.leaseSeconds, now),
     updatedAt: new Date(now).toISOString(),
   };
+  delete claimed.reason;
   const claimEtag = await manifests.replace(claimed, current.etag);
-  if (claimEtag === undefined) return { outcome: 'skipped', fileId, reason: 'claimed by another run' };
+  if (claimEtag === undefined) return { outcome: 'deferred', fileId, reason: 'claimed by another run' };
+  const lease = new Lease(manifests, { manifest: claimed, etag: claimEtag }, config.processing.leaseSeconds);
 
+  /** The run's last manifest write, conditional on the lease's latest version. */
   const finish = async (next: Partial<Manifest>): Promise<boolean> => {
-    const { leaseUntil: _lease, ...rest } = claimed;
-    const etag = await manifests.replace({ ...rest, ...next, updatedAt: new Date().toISOString() }, claimEtag);
+    const held = await lease.stop();
+    const { leaseUntil: _lease, ...rest } = held.manifest;
+    const etag = await manifests.replace({ ...rest, ...next, updatedAt: new Date().toISOString() }, held.etag);
     return etag !== undefined;
   };
 
-  if (uploadedSize !== manifest.size) {
-    return reject(`upload is ${uploadedSize} bytes but ${manifest.size} were declared`);
+  async function giveUp(from: VersionedManifest, reason: string, options: { letter: boolean }): Promise<boolean> {
+    const { leaseUntil: _lease, ...rest } = from.manifest;
+    const written = await manifests.replace({ ...rest, status: 'failed', reason, updatedAt: new Date().toISOString() }, from.etag);
+    if (written === undefined) return false;
+    await fileDeadLetter(ctx, fileId, reason, options.letter);
+    return true;
   }
 
   async function reject(reason: string): Promise<ProcessOutcome> {
-    await finish({ status: 'rejected', reason });
+    if (!(await finish({ status: 'rejected', reason }))) return { outcome: 'skipped', fileId, reason: 'changed by another writer' };
     await removeUpload();
+    await pending.remove(fileId);
     metrics.addMetric('UploadsRejected', MetricUnit.Count, 1);
     logger.info('upload rejected', { fileId, reason });
     return { outcome: 'rejected', fileId, reason };
   }
 
+  if (uploadedSize !== manifest.size) {
+    return reject(`upload is ${uploadedSize} bytes but ${manifest.size} were declared`);
+  }
+
   const started = performance.now();
   let sealed;
   try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) }));
+    const object = await s3.send(
+      new GetObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) }),
+      { abortSignal: lease.signal },
+    );
     sealed = await sealRecording({
       s3,
       bucket: config.bucket,
@@ -112,37 +160,40 @@ export async function processUpload(ctx: StorageContext, record: ObjectCreatedRe
       maxSize: config.maxFileSize,
       declaredSha256: manifest.declaredSha256,
       keyring: ctx.keyring,
+      signal: lease.signal,
     });
   } catch (error) {
     if (error instanceof UploadRejection) return reject(error.message);
+    if (lease.signal.aborted) return lostLease();
     const storageError = toStorageError(error, 'processUpload', fileId);
-    if (claimed.attempts >= config.processing.maxAttempts) {
-      await finish({ status: 'failed', reason: `processing failed after ${claimed.attempts} attempts` });
-      metrics.addMetric('UploadsFailed', MetricUnit.Count, 1);
-      logger.error('upload failed for good; the upload is kept', { fileId, error: storageError });
+    if (claimed.attempts >= config.processing.maxAttempts || trigger === 'redrive') {
+      const reason = `processing failed after ${claimed.attempts} attempt${claimed.attempts === 1 ? '' : 's'} (${storageError.name})`;
+      if (await finish({ status: 'failed', reason })) await fileDeadLetter(ctx, fileId, reason, trigger !== 'redrive', storageError);
+      logger.error('upload failed for good; the upload is kept', { fileId, trigger, error: storageError });
       return { outcome: 'failed', fileId, reason: storageError.name };
     }
-    // Release the lease so the trigger's retry can claim it at once.
-    await manifests.replace({ ...claimed, leaseUntil: new Date().toISOString() }, claimEtag).catch(() => undefined);
+    // Release the lease so that the next delivery (or the sweep) can claim the file at once.
+    const held = await lease.stop();
+    await manifests.replace({ ...held.manifest, leaseUntil: new Date().toISOString() }, held.etag).catch(() => undefined);
     throw storageError;
   }
 
-  const committed = await finish({
-    status: 'ready',
-    stored: storedAttributes(sealed),
-  });
-  if (!committed) {
-    if ((await manifests.read(fileId)) !== undefined) {
-      // Our lease ran out and another run took the file over. Both sealed the same bytes and each
-      // object carries its own key material, so whichever object landed last is whole: leave it.
-      return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
+  async function lostLease(): Promise<ProcessOutcome> {
+    await lease.stop();
+    if ((await manifests.read(fileId)) === undefined) {
+      // Deleted while we worked: the delete wins, and our object must not outlive it.
+      await removeFinalObject();
+      await removeUpload();
+      return { outcome: 'skipped', fileId, reason: 'deleted while processing' };
     }
-    // Deleted while we worked: the delete wins, and our object must not outlive it.
-    await backend('deleteObject', fileId, () => s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
-    await removeUpload();
-    return { outcome: 'skipped', fileId, reason: 'deleted while processing' };
+    // Taken over after our lease ran out. Both runs seal the same bytes and each object carries
+    // its own key material, so whichever object landed last is whole: leave it.
+    return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
   }
+
+  if (!(await finish({ status: 'ready', stored: storedAttributes(sealed) }))) return lostLease();
   await removeUpload();
+  await pending.remove(fileId);
 
   const elapsedMs = performance.now() - started;
   metrics.addMetric('BytesStored', MetricUnit.Bytes, sealed.size);
@@ -151,6 +202,32 @@ export async function processUpload(ctx: StorageContext, record: ObjectCreatedRe
     metrics.addMetric('EncryptionTime', MetricUnit.Milliseconds, sealed.encryptMs);
     metrics.addMetric('EncryptionOverheadBytes', MetricUnit.Bytes, sealed.storedSize - sealed.size);
   }
-  logger.info('upload stored', { fileId, size: sealed.size, storedSize: sealed.storedSize, elapsedMs: Math.round(elapsedMs) });
+  logger.info('upload stored', { fileId, trigger, size: sealed.size, storedSize: sealed.storedSize, elapsedMs: Math.round(elapsedMs) });
   return { outcome: 'ready', fileId };
+}
+
+/**
+ * Finishes giving up on a file that is now `failed`: files its dead letter (when a redrive can
+ * help), then clears its marker. The marker goes last, so a crash in between leaves the sweep
+ * to file the letter (sweep.ts).
+ */
+export async function fileDeadLetter(
+  ctx: StorageContext,
+  fileId: string,
+  reason: string,
+  letter: boolean,
+  error?: StorageError,
+): Promise<void> {
+  metrics.addMetric('UploadsFailed', MetricUnit.Count, 1);
+  if (letter) {
+    await deadLetterStore(ctx.config, ctx.s3.internal).put(
+      letterForUpload(ctx.config.incomingBucket, fileId, 'ProcessingFailed', {
+        errorType: error?.name ?? 'ProcessingFailed',
+        errorMessage: reason,
+      }),
+    );
+    metrics.addMetric('DeadLetters', MetricUnit.Count, 1);
+    logger.error('dead letter filed', { fileId, reason });
+  }
+  await ctx.pending.remove(fileId);
 }

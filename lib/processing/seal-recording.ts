@@ -37,6 +37,8 @@ export interface SealInput {
   declaredSha256?: string | undefined;
   /** Undefined stores plaintext (STORAGE_ENCRYPTION_ENABLED=false). */
   keyring: Keyring | undefined;
+  /** Aborting stops the pass and abandons the multipart upload: nothing is written after it. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface SealResult {
@@ -98,12 +100,22 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
     leavePartsOnError: false,
   });
 
+  const onAbort = () => {
+    void upload.abort().catch(() => undefined);
+    body.destroy(input.signal?.reason as Error);
+  };
+  if (input.signal?.aborted) onAbort();
+  input.signal?.addEventListener('abort', onAbort, { once: true });
+
   // A failed upload stops reading its body; destroying it ends the pipeline instead of stalling it.
   const uploading = upload.done().catch((error: unknown) => {
     body.destroy(error as Error);
     throw error;
   });
   const [piped, uploaded] = await Promise.allSettled([flowing, uploading]);
+  input.signal?.removeEventListener('abort', onAbort);
+  // Whoever aborted decides what becomes of an object that completed anyway (it may be another run's by now).
+  if (input.signal?.aborted) throw input.signal.reason;
   const failure = [piped, uploaded].find((r) => r.status === 'rejected' && r.reason instanceof UploadRejection) ??
     [piped, uploaded].find((r) => r.status === 'rejected');
   if (failure?.status === 'rejected') {

@@ -10,7 +10,15 @@ import { manifestKey } from './object-layout.ts';
  * the same event, or a delete racing a processing run, can never both win.
  */
 
-export const FILE_STATUSES = ['awaiting_upload', 'processing', 'ready', 'rejected', 'failed'] as const;
+/**
+ * Where a file can be, and what moves it on (README, "File states"):
+ *   awaiting_upload → processing (its upload's event, or the sweep) | expired (never uploaded)
+ *   processing      → ready | rejected | failed; taken over when its lease runs out
+ *   failed          → processing (a redrive of its dead letter)
+ *   ready, rejected, expired: settled.
+ */
+export const FILE_STATUSES = ['awaiting_upload', 'processing', 'ready', 'rejected', 'failed', 'expired'] as const;
+export const SETTLED_STATUSES: readonly FileStatus[] = ['ready', 'rejected', 'expired'];
 export type FileStatus = (typeof FILE_STATUSES)[number];
 
 const manifestSchema = z.object({

@@ -5,6 +5,8 @@
  *   incoming bucket  uploads/<fileId>          the client's raw upload, until processed
  *   final bucket     files/<fileId>            the checked, encrypted recording
  *   final bucket     manifests/<fileId>.json   owner, declared attributes, status
+ *   final bucket     pending/<fileId>          empty marker: this file is not settled yet (the sweep's index)
+ *   final bucket     dead-letters/<time>-<id>.json   processing given up on (when no SQS queue is configured)
  */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -13,12 +15,23 @@ export function isFileId(value: string): boolean {
   return UUID.test(value);
 }
 
-export const incomingKey = (fileId: string) => `uploads/${fileId}`;
-export const finalKey = (fileId: string) => `files/${fileId}`;
+export const INCOMING_PREFIX = 'uploads/';
+export const FINAL_PREFIX = 'files/';
+export const PENDING_PREFIX = 'pending/';
+export const DEAD_LETTER_PREFIX = 'dead-letters/';
+
+export const incomingKey = (fileId: string) => `${INCOMING_PREFIX}${fileId}`;
+export const finalKey = (fileId: string) => `${FINAL_PREFIX}${fileId}`;
 export const manifestKey = (fileId: string) => `manifests/${fileId}.json`;
+export const pendingKey = (fileId: string) => `${PENDING_PREFIX}${fileId}`;
+
+function fileIdAfter(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  return isFileId(rest) ? rest : undefined;
+}
 
 /** The fileId an incoming key belongs to, or undefined for keys that are not uploads. */
-export function fileIdFromIncomingKey(key: string): string | undefined {
-  const match = /^uploads\/([^/]+)$/.exec(key);
-  return match?.[1] !== undefined && isFileId(match[1]) ? match[1] : undefined;
-}
+export const fileIdFromIncomingKey = (key: string) => fileIdAfter(INCOMING_PREFIX, key);
+export const fileIdFromFinalKey = (key: string) => fileIdAfter(FINAL_PREFIX, key);
+export const fileIdFromPendingKey = (key: string) => fileIdAfter(PENDING_PREFIX, key);

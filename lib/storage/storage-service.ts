@@ -9,12 +9,13 @@ import {
   ValidationError,
 } from '../errors/catalogue.ts';
 import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
+import { Lease } from '../processing/lease.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
 import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
 import { backend } from './backend-errors.ts';
-import type { FileStatus, Manifest } from './manifest.ts';
+import { SETTLED_STATUSES, type FileStatus, type Manifest } from './manifest.ts';
 import { finalKey, incomingKey, isFileId } from './object-layout.ts';
 import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
@@ -85,6 +86,8 @@ export class StorageService {
       const fileId = randomUUID();
       const manifest = newManifest(owner, fileId, request, 'awaiting_upload', config.uploadUrlTtlSeconds);
       const expiresAt = manifest.uploadExpiresAt;
+      // Marker first: a manifest never exists without one, so the sweep can expire it if no upload comes.
+      await this.#ctx.pending.add(fileId);
       await manifests.create(manifest);
       const presign = request.uploadMethod === 'PUT' ? presignPut : presignPost;
       const upload = await presign(s3.presign, {
@@ -105,12 +108,20 @@ export class StorageService {
    */
   storeFile(owner: string, content: Readable | Uint8Array, input: StoreFileInput): Promise<FileInfo> {
     return measured('StoreFile', async () => {
-      const { config, manifests } = this.#ctx;
+      const { config, manifests, pending } = this.#ctx;
       const request = parseUploadRequest({ ...input, uploadMethod: 'POST' }, config);
       const fileId = randomUUID();
-      // Sealed in this call, so it starts as processing with its one attempt under way.
-      const manifest: Manifest = { ...newManifest(owner, fileId, request, 'processing', 0), attempts: 1 };
-      const etag = await manifests.create(manifest);
+      // Sealed in this call, so it starts as processing with its one attempt under way, under a
+      // lease renewed while the caller's stream flows (a slow one must not look like a dead run).
+      const manifest: Manifest = {
+        ...newManifest(owner, fileId, request, 'processing', 0),
+        attempts: 1,
+        leaseUntil: Lease.until(config.processing.leaseSeconds),
+      };
+      const removeObject = () =>
+        backend('storeFile', fileId, () => this.#ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
+      await pending.add(fileId);
+      const lease = new Lease(manifests, { manifest, etag: await manifests.create(manifest) }, config.processing.leaseSeconds);
       let sealed;
       try {
         sealed = await sealRecording({
@@ -123,16 +134,30 @@ export class StorageService {
           maxSize: config.maxFileSize,
           declaredSha256: request.sha256,
           keyring: this.#ctx.keyring,
+          signal: lease.signal,
         });
       } catch (error) {
+        await lease.stop();
         await manifests.delete(fileId).catch(() => undefined);
+        await pending.remove(fileId).catch(() => undefined);
+        if (lease.signal.aborted) {
+          await removeObject().catch(() => undefined);
+          throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
+        }
         if (error instanceof UploadRejection) {
           throw new ValidationError(`File rejected: ${error.message}.`, { operation: 'storeFile', fileId });
         }
         throw error;
       }
-      const ready: Manifest = { ...manifest, status: 'ready', stored: storedAttributes(sealed), updatedAt: new Date().toISOString() };
-      await manifests.replace(ready, etag);
+      const held = await lease.stop();
+      const { leaseUntil: _lease, ...claimed } = held.manifest;
+      const ready: Manifest = { ...claimed, status: 'ready', stored: storedAttributes(sealed), updatedAt: new Date().toISOString() };
+      if ((await manifests.replace(ready, held.etag)) === undefined) {
+        // Deleted by its owner while it was being stored: the delete wins.
+        await removeObject();
+        throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
+      }
+      await pending.remove(fileId);
       metrics.addMetric('BytesStored', MetricUnit.Bytes, sealed.size);
       return toFileInfo(ready);
     });
@@ -174,13 +199,17 @@ export class StorageService {
   /** Removes the stored object, any pending upload and the manifest; afterwards the file is not found. */
   deleteFile(owner: string, fileId: string): Promise<void> {
     return measured('DeleteFile', async () => {
-      await this.#ownedManifest(owner, fileId, 'deleteFile');
-      const { config, s3, manifests } = this.#ctx;
+      const manifest = await this.#ownedManifest(owner, fileId, 'deleteFile');
+      const { config, s3, manifests, pending } = this.#ctx;
       const remove = (Bucket: string, Key: string) =>
         backend('deleteFile', fileId, () => s3.internal.send(new DeleteObjectCommand({ Bucket, Key })));
+      // A run may still complete an object after this delete: the marker tells the sweep to clear it later.
+      const settled = SETTLED_STATUSES.includes(manifest.status);
+      if (!settled) await pending.markDeleted(fileId);
       // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
       await Promise.all([remove(config.bucket, finalKey(fileId)), remove(config.incomingBucket, incomingKey(fileId))]);
       await manifests.delete(fileId);
+      if (settled) await pending.remove(fileId);
     });
   }
 

@@ -1,83 +1,109 @@
 /**
- * Carries object-created events to the process-upload function that serverless-offline
- * runs, through its Lambda invoke API, the way S3 invokes it when deployed.
+ * The door MinIO's webhook notification target knocks on (`npm start` with a MinIO).
  *
- * MinIO posts each event to the relay's webhook endpoint and keeps it in its queue_dir until
- * the relay answers 2xx. The relay answers only after the function has succeeded, so an
- * upload made while the functions were down, or one whose processing failed, is delivered
- * again when they are back: nothing is lost, and the function is idempotent.
+ * MinIO delivers from its queue_dir one event per request, strictly in order, and re-sends an
+ * event every 3 s, forever, until it is answered 2xx; while it does, every later event waits
+ * behind it. So the door answers at once, and answers 2xx to anything it will never be able to
+ * handle, rather than holding up every upload behind it:
+ *
+ * - a request without the bearer token (`Authorization: Bearer <token>`, which MinIO sends as
+ *   MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>) is refused with 401 and said so in the log, once a
+ *   minute: that is a configuration to fix, and MinIO keeps the events until it is;
+ * - a body over `maxBodyBytes` is cut off with 413 (MinIO's events are about 1 KB);
+ * - an empty body is answered 200; one that is not JSON is logged and acknowledged;
+ * - anything else is handed to the event queue and acknowledged; records that name no upload
+ *   (another bucket, a malformed key) are skipped by the function and logged there.
+ *
+ * What the queue then loses, the sweep finds (event-queue.ts).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 
 export interface EventRelay {
-  server: Server | undefined;
-  deliver(event: unknown): Promise<void>;
+  server: Server;
   stop(): Promise<void>;
 }
 
-export function functionInvokeUrl(lambdaPort: number, functionName: string): string {
-  return `http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${functionName}/invocations`;
-}
+export const MAX_EVENT_BYTES = 64 * 1024;
 
 export function createEventRelay(options: {
-  invokeUrl: string;
-  /** Where MinIO's webhook posts; undefined for in-process events only (embedded emulator). */
-  listen?: { host: string; port: number; authToken?: string | undefined };
+  listen: { host: string; port: number };
+  token: string;
+  accept: (event: unknown) => void;
   log: (line: string) => void;
+  maxBodyBytes?: number;
 }): Promise<EventRelay> {
-  const deliver = async (event: unknown): Promise<void> => {
-    const response = await fetch(options.invokeUrl, { method: 'POST', body: JSON.stringify(event) });
-    const text = await response.text();
-    if (!response.ok || response.headers.has('x-amz-function-error')) {
-      throw new Error(`process-upload failed (${response.status}): ${text.slice(0, 300)}`);
-    }
-    for (const result of (JSON.parse(text || '{}') as { results?: Array<{ outcome: string; fileId?: string; reason?: string }> }).results ?? []) {
-      options.log(`upload ${result.fileId ?? '(not an upload)'}: ${result.outcome}${result.reason ? ` (${result.reason})` : ''}`);
-    }
+  const limit = options.maxBodyBytes ?? MAX_EVENT_BYTES;
+  const expected = Buffer.from(`Bearer ${options.token}`);
+  let lastRefusal = 0;
+  const authorised = (header: string | undefined) => {
+    const given = Buffer.from(header ?? '');
+    return given.length === expected.length && timingSafeEqual(given, expected);
   };
-
-  const relay: EventRelay = { server: undefined, deliver, stop: async () => undefined };
-  const listen = options.listen;
-  if (!listen) return Promise.resolve(relay);
 
   const server = createServer((req, res) => {
     if (req.method !== 'POST') {
       res.writeHead(405).end();
       return;
     }
-    if (listen.authToken && req.headers.authorization !== `Bearer ${listen.authToken}`) {
-      res.writeHead(401).end();
+    if (!authorised(req.headers.authorization)) {
+      if (Date.now() - lastRefusal > 60_000) {
+        lastRefusal = Date.now();
+        options.log(
+          'refused a webhook call without the right bearer token: start MinIO with MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID> set to ' +
+            'TRANSCRIBO_EVENTS_TOKEN (or the eventsToken of .local/dev-secrets.json); until then the sweep processes uploads',
+        );
+      }
+      res.writeHead(401, { connection: 'close' }).end();
+      req.resume();
       return;
     }
+    const declared = Number(req.headers['content-length'] ?? 0);
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let size = 0;
+    const tooLarge = () => {
+      options.log(`dropped a webhook call of more than ${limit} bytes`);
+      res.writeHead(413, { connection: 'close' }).end();
+      req.destroy();
+    };
+    if (declared > limit) return tooLarge();
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        tooLarge();
+        return;
+      }
+      chunks.push(chunk);
+    });
     req.on('end', () => {
+      if (size > limit) return;
       const body = Buffer.concat(chunks).toString('utf8');
-      // MinIO checks the endpoint at start-up with an empty request.
-      if (body.trim() === '') {
-        res.writeHead(200).end();
-        return;
+      if (body.trim() !== '') {
+        let event: unknown;
+        try {
+          event = JSON.parse(body);
+        } catch {
+          options.log(`acknowledged and dropped a webhook call whose ${size}-byte body is not JSON`);
+          res.writeHead(200).end();
+          return;
+        }
+        options.accept(event);
       }
-      let event: unknown;
-      try {
-        event = JSON.parse(body);
-      } catch {
-        res.writeHead(400).end();
-        return;
-      }
-      deliver(event).then(
-        () => res.writeHead(200).end(),
-        (error: unknown) => {
-          options.log(`event not processed, MinIO will deliver it again: ${(error as Error).message}`);
-          res.writeHead(503).end();
-        },
-      );
+      res.writeHead(200).end();
     });
   });
-  relay.server = server;
-  relay.stop = () => new Promise((resolve) => server.close(() => resolve()));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(listen.port, listen.host, () => resolve(relay));
+    server.listen(options.listen.port, options.listen.host, () =>
+      resolve({
+        server,
+        stop: () =>
+          new Promise((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      }),
+    );
   });
 }

@@ -84,7 +84,18 @@ describe('docker-compose.yml', () => {
     expect(minio.environment[`MINIO_NOTIFY_WEBHOOK_ENABLE_${id}`]).toBe('on');
     expect(minio.environment[`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${id}`]).toBe(`http://functions:${functionEnv.TRANSCRIBO_EVENTS_PORT}/minio-events`);
     expect(minio.environment[`MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${id}`]).toMatch(/^\/data\//);
-    expect(minio.environment[`MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${id}`]).toBe(functionEnv.TRANSCRIBO_EVENTS_TOKEN);
+  });
+
+  it('gives MinIO and the functions the same generated webhook token, required by default', () => {
+    // What the shell runs: compose turns `$$` into `$`.
+    const shell = (parts: string[]) => parts.join(' ').replaceAll('$$', '$');
+    expect(shell(compose.services.secrets.entrypoint)).toMatch(/\/dev\/urandom.*> \/secrets\/events-token/);
+    const token = '"${TRANSCRIBO_EVENTS_TOKEN:-$(cat /secrets/events-token)}"';
+    expect(shell(minio.entrypoint)).toContain(`MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=${token} exec /usr/local/bin/minio server`);
+    expect(shell(functions.command)).toContain(`TRANSCRIBO_EVENTS_TOKEN=${token} exec npm start`);
+    expect(minio.environment.TRANSCRIBO_EVENTS_TOKEN).toBe(functionEnv.TRANSCRIBO_EVENTS_TOKEN);
+    expect(minio.depends_on.secrets.condition).toBe('service_completed_successfully');
+    for (const service of [minio, functions]) expect(service.volumes).toContain('secrets:/secrets:ro');
   });
 
   it('publishes the API port the start script listens on, on localhost only', () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { CONFIG_NAMES, SETTINGS } from '../../lib/config.ts';
 import { apiEvent } from '../support/lambda-events.ts';
 
 /**
@@ -13,11 +14,16 @@ import { apiEvent } from '../support/lambda-events.ts';
  */
 
 const root = resolve(import.meta.dirname, '..', '..');
-const FUNCTIONS = ['CreateUpload', 'GetInfo', 'GetSize', 'GetContent', 'DeleteFile', 'ProcessUpload'];
+const FUNCTIONS = ['CreateUpload', 'GetInfo', 'GetSize', 'GetContent', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
 let template: any;
 
 beforeAll(async () => {
-  const env = { ...process.env, STORAGE_AUTH_JWT_SECRET: 'must-not-reach-the-template-0123456789', STORAGE_SECRET_KEY: 'nor-this' };
+  const env = {
+    ...process.env,
+    STORAGE_AUTH_JWT_SECRET: 'must-not-reach-the-template-0123456789',
+    STORAGE_SECRET_KEY: 'nor-this',
+    STORAGE_SWEEP_INTERVAL_SECONDS: '290',
+  };
   await promisify(execFile)(process.execPath, ['scripts/package.ts'], { cwd: root, env, maxBuffer: 16 << 20 });
   template = JSON.parse(readFileSync(join(root, '.serverless', 'cloudformation-template-update-stack.json'), 'utf8'));
 }, 180_000);
@@ -65,15 +71,18 @@ describe('npm run package', () => {
     const actions = (name: string) => [...new Set(s3Statements(name).flatMap((s: any) => s.Action))].sort();
     expect(actions('CreateUpload')).toEqual(['s3:PutObject']);
     expect(actions('GetInfo')).toEqual(['s3:GetObject', 's3:ListBucket']);
-    expect(actions('DeleteFile')).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:ListBucket']);
-    expect(actions('ProcessUpload')).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    expect(actions('DeleteFile')).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    const processing = ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'];
+    expect(actions('ProcessUpload')).toEqual(processing);
+    expect(actions('Redrive')).toEqual(processing);
     expect(fn('GetInfo').Role).toEqual(fn('GetContent').Role);
+    expect(fn('Sweep').Role).toEqual(fn('ProcessUpload').Role);
     expect(fn('CreateUpload').Role).not.toEqual(fn('ProcessUpload').Role);
     for (const name of FUNCTIONS) {
       for (const statement of s3Statements(name)) {
         expect(statement.Action).not.toContain('s3:*');
         for (const resource of statement.Resource) {
-          expect(resource).toMatch(/^arn:aws:s3:::transcribo-(files|incoming)-dev(\/(manifests|files|uploads)\/\*)?$/);
+          expect(resource).toMatch(/^arn:aws:s3:::transcribo-(files|incoming)-dev(\/(manifests|files|uploads|pending)\/\*)?$/);
         }
       }
     }
@@ -81,7 +90,55 @@ describe('npm run package', () => {
     const deletesFiles = FUNCTIONS.filter((name) =>
       s3Statements(name).some((s: any) => s.Action.includes('s3:DeleteObject') && s.Resource.some((r: string) => r.endsWith('/files/*'))),
     );
-    expect(deletesFiles.sort()).toEqual(['DeleteFile', 'ProcessUpload']);
+    expect(deletesFiles.sort()).toEqual(['DeleteFile', 'ProcessUpload', 'Redrive', 'Sweep']);
+  });
+
+  it('sends what process-upload fails to handle to an SQS dead-letter queue, after two retries', () => {
+    const [queueId, queue] = Object.entries(resources()).find(([, r]) => r.Type === 'AWS::SQS::Queue')!;
+    expect(queue.Properties.MessageRetentionPeriod).toBe(1209600);
+    const config = Object.values(resources()).find(
+      (r) => r.Type === 'AWS::Lambda::EventInvokeConfig' && r.Properties.FunctionName.Ref === 'ProcessUploadLambdaFunction',
+    )!;
+    expect(config.Properties.MaximumRetryAttempts).toBe(2);
+    expect(config.Properties.DestinationConfig.OnFailure.Destination).toEqual({ 'Fn::GetAtt': [queueId, 'Arn'] });
+    const sqsActions = (name: string) =>
+      roleOf(name)
+        .Policies.flatMap((p: any) => p.PolicyDocument.Statement)
+        .filter((s: any) => s.Action.some((a: string) => a.startsWith('sqs:')))
+        .flatMap((s: any) => {
+          expect(s.Resource).toEqual({ 'Fn::GetAtt': [queueId, 'Arn'] });
+          return s.Action;
+        })
+        .sort();
+    // The function role sends to the destination (Lambda uses it), and a run that gives up files its own letter.
+    expect(sqsActions('ProcessUpload')).toEqual(['sqs:SendMessage']);
+    expect(sqsActions('Redrive')).toEqual(['sqs:DeleteMessage', 'sqs:ReceiveMessage']);
+    for (const name of ['CreateUpload', 'GetInfo', 'DeleteFile']) expect(sqsActions(name)).toEqual([]);
+    for (const name of ['ProcessUpload', 'Sweep', 'Redrive']) {
+      expect(fn(name).Environment.Variables.STORAGE_DEAD_LETTER_QUEUE_URL).toEqual({ Ref: queueId });
+    }
+  });
+
+  it('runs the sweep on an EventBridge schedule at the configured interval, in whole minutes', () => {
+    const rule = Object.values(resources()).find((r) => r.Type === 'AWS::Events::Rule')!;
+    expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule.Properties.Targets[0].Arn['Fn::GetAtt'][0]).toBe('SweepLambdaFunction');
+    expect(fn('Sweep').Timeout).toBe(900);
+  });
+
+  it('gives the deployed functions every setting, with the defaults the configuration schema declares', () => {
+    const source = readFileSync(join(root, 'serverless.yml'), 'utf8');
+    const variables = fn('CreateUpload').Environment.Variables;
+    // Bucket names carry the stage when deployed; region comes from the provider; secrets are parameters.
+    const deployedOnly = new Set(['STORAGE_BUCKET', 'STORAGE_INCOMING_BUCKET', 'STORAGE_REGION', 'STORAGE_DEAD_LETTER_QUEUE_URL']);
+    for (const name of CONFIG_NAMES) {
+      if (name === 'STORAGE_DEAD_LETTER_QUEUE_URL') continue;
+      expect(variables, name).toHaveProperty(name);
+      const fallback = new RegExp(`${name}: \\$\\{env:${name}, '([^']*)'\\}`).exec(source)?.[1];
+      if (deployedOnly.has(name) || fallback === undefined || fallback === '') continue;
+      const declared = SETTINGS[name as keyof typeof SETTINGS].parse(undefined);
+      expect(fallback, name).toBe(Array.isArray(declared) ? declared.join(',') : String(declared));
+    }
   });
 
   it('wires secrets from NoEcho parameters and keeps this shell\'s secrets out of the template', () => {

@@ -8,6 +8,8 @@ import { notifyUploaded, requestUpload, uploadRecording } from '../support/file-
 import { invoke } from '../support/handlers.ts';
 import { sendUpload } from '../support/http-client.ts';
 import { apiEvent } from '../support/lambda-events.ts';
+import { sweep } from '../../lib/processing/sweep.ts';
+import { pendingKey } from '../../lib/storage/object-layout.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../support/minio-environment.ts';
 
 let env: MinioEnvironment;
@@ -51,8 +53,12 @@ describe('DELETE /files/{fileId}', () => {
     // The client still holds a valid presigned upload and uses it after the delete.
     expect((await sendUpload(created.json.upload, bytes)).status).toBe(204);
     await notifyUploaded(env, fileId);
-    const everything = [...(await env.keys(env.config.bucket)), ...(await env.keys(env.config.incomingBucket))];
-    expect(everything.filter((k) => k.includes(fileId))).toEqual([]);
+    const traces = async () =>
+      [...(await env.keys(env.config.bucket)), ...(await env.keys(env.config.incomingBucket))].filter((k) => k.includes(fileId));
+    // Only the sweep's marker stays, until no run that might have claimed the file can still write.
+    expect(await traces()).toEqual([pendingKey(fileId)]);
+    await sweep(env.ctx, { now: Date.now() + 3 * env.config.processing.leaseSeconds * 1000 });
+    expect(await traces()).toEqual([]);
   });
 
   it('cannot delete another owner\'s file', async () => {

@@ -115,7 +115,8 @@ describe('process-upload', () => {
     const event = s3Event(env.config.incomingBucket, incomingKey(fileId), { flavour: 'minio' });
     const outcomes = await Promise.all([run(event), run(event), run(event)]);
     const kinds = outcomes.map((o) => o.results[0].outcome).sort();
-    expect(kinds).toEqual(['ready', 'skipped', 'skipped']);
+    // The others find the winner's claim and defer to it; none reports an error.
+    expect(kinds).toEqual(['deferred', 'deferred', 'ready']);
     expect((await info(fileId)).status).toBe('ready');
     expect((await env.keys(env.config.bucket)).filter((k) => k === finalKey(fileId))).toHaveLength(1);
   });
@@ -128,6 +129,10 @@ describe('process-upload', () => {
 
     const stray = await run(s3Event(env.config.incomingBucket, 'uploads/not-a-file-id'));
     expect(stray.results[0]).toMatchObject({ outcome: 'skipped', reason: 'not an upload' });
+    // A key that is not valid percent-encoding: skipped, not an error the trigger would re-send forever.
+    const poison = s3Event(env.config.incomingBucket, 'x', { flavour: 'minio' });
+    poison.Records[0]!.s3.object.key = 'uploads%2F%E0%A4%A';
+    expect((await run(poison)).results[0]).toMatchObject({ outcome: 'skipped', reason: 'not an upload' });
     const otherBucket = await run(s3Event('some-other-bucket', incomingKey(gone)));
     expect(otherBucket.results[0]).toMatchObject({ outcome: 'skipped', reason: 'not an upload' });
     const removal = await run({ Records: [{ eventName: 's3:ObjectRemoved:Delete', s3: { bucket: { name: env.config.incomingBucket }, object: { key: incomingKey(gone) } } }] });
@@ -142,7 +147,7 @@ describe('process-upload', () => {
     expect(await env.keys(env.config.incomingBucket)).not.toContain(incomingKey(fileId));
   });
 
-  it('does not touch another in-flight run: a live lease makes a second delivery skip', async () => {
+  it('does not touch another in-flight run: a live lease makes a second delivery defer', async () => {
     const fileId = await uploadOnly(wav(1000));
     const key = { Bucket: env.config.bucket, Key: manifestKey(fileId) };
     const manifest = JSON.parse(await (await env.admin.send(new GetObjectCommand(key))).Body!.transformToString());
@@ -150,7 +155,7 @@ describe('process-upload', () => {
     manifest.leaseUntil = new Date(Date.now() + 60_000).toISOString();
     await env.admin.send(new PutObjectCommand({ ...key, Body: JSON.stringify(manifest) }));
     const result = await notifyUploaded(env, fileId);
-    expect(result.results[0]).toMatchObject({ outcome: 'skipped', reason: 'being processed by another run' });
+    expect(result.results[0]).toMatchObject({ outcome: 'deferred', reason: 'being processed by another run' });
     manifest.leaseUntil = new Date(Date.now() - 1000).toISOString();
     await env.admin.send(new PutObjectCommand({ ...key, Body: JSON.stringify(manifest) }));
     const retried = await notifyUploaded(env, fileId);

@@ -21,6 +21,11 @@ describe('objectCreatedRecords', () => {
     expect(objectCreatedRecords(event)).toEqual([{ bucket: 'b', key: 'uploads/x y', size: 3, eTag: 'e' }]);
   });
 
+  it('never throws on a key that is not valid percent-encoding: it is passed on as it came', () => {
+    const poison = { Records: [{ eventName: 's3:ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key: 'uploads%2F%E0%A4%A' } } }] };
+    expect(objectCreatedRecords(poison)).toEqual([{ bucket: 'b', key: 'uploads%2F%E0%A4%A', size: undefined, eTag: undefined }]);
+  });
+
   it('drops removals, test events and garbage', () => {
     const removal = s3Event('b', 'k');
     removal.Records[0]!.eventName = 'ObjectRemoved:Delete';

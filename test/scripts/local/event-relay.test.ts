@@ -1,72 +1,72 @@
-import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEventRelay, type EventRelay } from '../../../scripts/local/event-relay.ts';
 import { getFreePort } from '../../../scripts/minio.ts';
 
 /**
- * The relay's contract with MinIO's webhook: acknowledge (2xx) only what the function
- * processed, so that MinIO keeps and re-sends the rest; refuse callers without the token.
- * A stand-in plays serverless-offline's Lambda invoke API here.
+ * The door MinIO's webhook knocks on: a bearer token is required, bodies are bounded, and
+ * every call is answered at once; anything it can never handle is acknowledged, never left
+ * for MinIO to re-send forever in front of every later upload.
  */
 
 let relay: EventRelay | undefined;
-let lambda: Server | undefined;
-afterEach(async () => {
-  await relay?.stop();
-  await new Promise((resolve) => (lambda ? lambda.close(resolve) : resolve(undefined)));
-});
+afterEach(async () => relay?.stop());
 
-async function fakeLambda(answer: (body: string) => { status: number; headers?: Record<string, string>; body: string }) {
-  const received: string[] = [];
-  lambda = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      received.push(body);
-      const reply = answer(body);
-      res.writeHead(reply.status, reply.headers).end(reply.body);
-    });
-  });
-  await new Promise<void>((resolve) => lambda!.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(lambda.address() as { port: number }).port}/invoke`, received };
-}
-
-async function startRelay(invokeUrl: string, authToken?: string) {
+async function door(token = 'events-token', maxBodyBytes?: number) {
+  const accepted: unknown[] = [];
+  const logged: string[] = [];
   const port = await getFreePort();
-  relay = await createEventRelay({ invokeUrl, listen: { host: '127.0.0.1', port, authToken }, log: () => undefined });
-  return `http://127.0.0.1:${port}/minio-events`;
+  relay = await createEventRelay({
+    listen: { host: '127.0.0.1', port },
+    token,
+    accept: (event) => accepted.push(event),
+    log: (line) => logged.push(line),
+    ...(maxBodyBytes && { maxBodyBytes }),
+  });
+  /** `authorization: ''` sends no header at all. */
+  const post = (body: string, authorization = `Bearer ${token}`) =>
+    fetch(`http://127.0.0.1:${port}/minio-events`, { method: 'POST', body, headers: authorization ? { authorization } : {} });
+  return { accepted, logged, post, port };
 }
 
-const event = JSON.stringify({ Records: [{ eventName: 's3:ObjectCreated:Put' }] });
+const event = { EventName: 's3:ObjectCreated:Put', Records: [{ eventName: 's3:ObjectCreated:Put' }] };
 
 describe('event relay', () => {
-  it('forwards the event untouched and acknowledges once the function succeeded', async () => {
-    const fake = await fakeLambda(() => ({ status: 200, body: JSON.stringify({ results: [{ outcome: 'ready', fileId: 'f' }] }) }));
-    const url = await startRelay(fake.url);
-    const response = await fetch(url, { method: 'POST', body: event });
+  it('hands a well-formed event to the queue and acknowledges it at once', async () => {
+    const { accepted, post } = await door();
+    const response = await post(JSON.stringify(event));
     expect(response.status).toBe(200);
-    expect(fake.received).toEqual([event]);
+    expect(accepted).toEqual([event]);
   });
 
-  it('answers 503 when the function failed, so MinIO delivers the event again', async () => {
-    const fake = await fakeLambda(() => ({ status: 200, headers: { 'x-amz-function-error': 'Unhandled' }, body: '{"errorMessage":"boom"}' }));
-    const url = await startRelay(fake.url);
-    expect((await fetch(url, { method: 'POST', body: event })).status).toBe(503);
+  it('refuses callers without the token, or with another one, and says why in the log', async () => {
+    const { accepted, logged, post } = await door();
+    expect((await post(JSON.stringify(event), '')).status).toBe(401);
+    expect((await post(JSON.stringify(event), 'Bearer wrong')).status).toBe(401);
+    expect((await post(JSON.stringify(event), 'events-token')).status).toBe(401);
+    expect(accepted).toEqual([]);
+    expect(logged.join('\n')).toMatch(/MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN/);
+    expect(logged.join('\n')).not.toContain('events-token');
   });
 
-  it('answers 503 when the functions are not running', async () => {
-    const url = await startRelay(`http://127.0.0.1:${await getFreePort()}/invoke`);
-    expect((await fetch(url, { method: 'POST', body: event })).status).toBe(503);
+  it('cuts off a body over the bound without buffering it, and keeps serving', async () => {
+    const { accepted, post } = await door('t', 1024);
+    const huge = await post(JSON.stringify({ Records: [{ pad: 'x'.repeat(5 * 1024 * 1024) }] })).catch(() => undefined);
+    if (huge) expect(huge.status).toBe(413);
+    expect(accepted).toEqual([]);
+    expect((await post(JSON.stringify(event))).status).toBe(200);
+    expect(accepted).toEqual([event]);
   });
 
-  it('refuses a caller without the webhook token, and bodies that are not JSON', async () => {
-    const fake = await fakeLambda(() => ({ status: 200, body: '{}' }));
-    const url = await startRelay(fake.url, 'events-token');
-    expect((await fetch(url, { method: 'POST', body: event })).status).toBe(401);
-    expect((await fetch(url, { method: 'POST', body: event, headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-    expect((await fetch(url, { method: 'POST', body: '{', headers: { authorization: 'Bearer events-token' } })).status).toBe(400);
-    expect((await fetch(url, { method: 'POST', body: event, headers: { authorization: 'Bearer events-token' } })).status).toBe(200);
-    expect(fake.received).toEqual([event]);
+  it('acknowledges and drops what it can never handle: a body that is not JSON; answers an empty one', async () => {
+    const { accepted, logged, post } = await door();
+    expect((await post('{"Records": [')).status).toBe(200);
+    expect((await post('')).status).toBe(200);
+    expect(accepted).toEqual([]);
+    expect(logged.join('\n')).toMatch(/not JSON/);
+  });
+
+  it('answers only POST', async () => {
+    const { port } = await door();
+    expect((await fetch(`http://127.0.0.1:${port}/minio-events`)).status).toBe(405);
   });
 });

@@ -1,0 +1,221 @@
+import { AbortMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { logger } from '../observability/logger.ts';
+import { metrics, MetricUnit } from '../observability/metrics.ts';
+import { backend } from '../storage/backend-errors.ts';
+import { listMultipartUploads, listObjects } from '../storage/bucket-listing.ts';
+import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
+import {
+  fileIdFromFinalKey,
+  fileIdFromIncomingKey,
+  FINAL_PREFIX,
+  finalKey,
+  INCOMING_PREFIX,
+  incomingKey,
+} from '../storage/object-layout.ts';
+import type { PendingMarker } from '../storage/pending-index.ts';
+import type { StorageContext } from '../storage/storage-context.ts';
+import { fileDeadLetter, processFile, type ProcessOutcome } from './process-upload.ts';
+
+/**
+ * The sweep: finds the work no event brought and the debris no run cleared, from two short
+ * listings (the incoming bucket's uploads, and the pending markers of unsettled files, see
+ * pending-index.ts) and the multipart uploads under way, never the whole catalogue.
+ *
+ * - An upload older than one lease with no live run (its event was lost, or the run that had
+ *   it died) is processed here, as its event would have been.
+ * - A settled or deleted file's leftover upload is removed; a failed file's upload is kept,
+ *   and if the run that failed it died before filing its dead letter, the letter is filed.
+ * - A file never uploaded is marked `expired` once its upload link has been expired for the
+ *   grace period; a late upload is then removed by the processing rules.
+ * - A file deleted before it settled: once no run can still be writing (two leases after the
+ *   delete), any object a run completed anyway is removed, then its marker.
+ * - A multipart upload of a stored object older than one lease, whose file no live run holds,
+ *   is aborted (a killed run's parts); one of the incoming bucket older than the upload link
+ *   and its grace is aborted too.
+ *
+ * Every action is a conditional write or an idempotent delete, and processing goes through the
+ * same claim as any event: two sweeps at once, or a sweep beside a redelivered event, cannot
+ * both act on a file. A sweep stops starting new work near its deadline; the next one goes on.
+ */
+
+export interface SweepReport {
+  processed: ProcessOutcome[];
+  expired: number;
+  uploadsRemoved: number;
+  debrisRemoved: number;
+  multipartAborted: number;
+  markersCleared: number;
+  lettersFiled: number;
+  errors: number;
+  /** Work was left for the next sweep because the deadline came. */
+  unfinished: boolean;
+}
+
+export interface SweepOptions {
+  /** Epoch ms after which no new file is started. */
+  deadline?: number;
+  /** Files processed at once (each is CPU-bound: hashing and encryption). */
+  concurrency?: number;
+  /** The time the sweep judges ages and leases by (epoch ms); tests look ahead with it. */
+  now?: number;
+}
+
+export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Promise<SweepReport> {
+  const { config, manifests, pending } = ctx;
+  const s3 = ctx.s3.internal;
+  const now = options.now ?? Date.now();
+  const leaseMs = config.processing.leaseSeconds * 1000;
+  const awaitingMs = (config.uploadUrlTtlSeconds + config.sweep.uploadGraceSeconds) * 1000;
+  const report: SweepReport = {
+    processed: [],
+    expired: 0,
+    uploadsRemoved: 0,
+    debrisRemoved: 0,
+    multipartAborted: 0,
+    markersCleared: 0,
+    lettersFiled: 0,
+    errors: 0,
+    unfinished: false,
+  };
+
+  const uploads = new Map<string, Date>();
+  for await (const object of listObjects(s3, config.incomingBucket, INCOMING_PREFIX)) {
+    const fileId = fileIdFromIncomingKey(object.key);
+    if (fileId !== undefined) uploads.set(fileId, object.lastModified);
+  }
+  const markers = new Map<string, PendingMarker>();
+  for await (const marker of pending.list()) markers.set(marker.fileId, marker);
+
+  const manifestCache = new Map<string, Promise<VersionedManifest | undefined>>();
+  const readManifest = (fileId: string) => {
+    let read = manifestCache.get(fileId);
+    if (read === undefined) manifestCache.set(fileId, (read = manifests.read(fileId)));
+    return read;
+  };
+  const remove = (Bucket: string, Key: string, fileId: string) =>
+    backend('sweep', fileId, () => s3.send(new DeleteObjectCommand({ Bucket, Key })));
+  const leaseLive = (manifest: Manifest) =>
+    manifest.status === 'processing' && manifest.leaseUntil !== undefined && Date.parse(manifest.leaseUntil) > now;
+
+  const toProcess: string[] = [];
+
+  /** Decides what one file needs; everything but processing is done at once. */
+  async function examine(fileId: string): Promise<void> {
+    const uploadedAt = uploads.get(fileId);
+    const marker = markers.get(fileId);
+    if (uploadedAt !== undefined) {
+      // Younger than a lease: its event is (or was just) being handled; a sweep must not race it.
+      if (now - uploadedAt.getTime() < leaseMs) return;
+      const found = await readManifest(fileId);
+      const status = found?.manifest.status;
+      if (status === undefined || status === 'ready' || status === 'rejected' || status === 'expired') {
+        await remove(config.incomingBucket, incomingKey(fileId), fileId);
+        report.uploadsRemoved++;
+        if (marker !== undefined && status !== undefined) await clearMarker(fileId);
+      } else if (status === 'failed') {
+        if (marker !== undefined) await finishGivingUp(fileId, found!.manifest);
+      } else if (!leaseLive(found!.manifest)) {
+        toProcess.push(fileId);
+      }
+      return;
+    }
+    if (marker === undefined) return;
+    if (marker.deleted) {
+      if (now - marker.since.getTime() < 2 * leaseMs) return;
+      await remove(config.bucket, finalKey(fileId), fileId);
+      report.debrisRemoved++;
+      await clearMarker(fileId);
+      return;
+    }
+    // No upload: the client may still be uploading until the link (and its grace) has expired.
+    if (now - marker.since.getTime() < awaitingMs) return;
+    const found = await readManifest(fileId);
+    if (found === undefined) return clearMarker(fileId);
+    const { manifest } = found;
+    if (manifest.status === 'awaiting_upload') {
+      if (Date.parse(manifest.uploadExpiresAt) + config.sweep.uploadGraceSeconds * 1000 > now) return;
+      const { leaseUntil: _lease, ...rest } = manifest;
+      const written = await manifests.replace(
+        { ...rest, status: 'expired', reason: 'no upload arrived before the upload link expired', updatedAt: new Date().toISOString() },
+        found.etag,
+      );
+      if (written !== undefined) {
+        report.expired++;
+        metrics.addMetric('UploadsExpired', MetricUnit.Count, 1);
+        await clearMarker(fileId);
+      }
+    } else if (manifest.status === 'processing') {
+      if (!leaseLive(manifest)) toProcess.push(fileId);
+    } else if (manifest.status === 'failed') {
+      await finishGivingUp(fileId, manifest);
+    } else {
+      await clearMarker(fileId);
+    }
+  }
+
+  async function clearMarker(fileId: string): Promise<void> {
+    await pending.remove(fileId);
+    report.markersCleared++;
+  }
+
+  async function finishGivingUp(fileId: string, manifest: Manifest): Promise<void> {
+    await fileDeadLetter(ctx, fileId, manifest.reason ?? 'processing failed', true);
+    report.lettersFiled++;
+    report.markersCleared++;
+  }
+
+  const guarded = (work: (fileId: string) => Promise<void>) => async (fileId: string) => {
+    try {
+      await work(fileId);
+    } catch (error) {
+      report.errors++;
+      logger.error('sweep could not handle a file; the next sweep tries again', { fileId, error: error as Error });
+    }
+  };
+
+  await eachLimited([...new Set([...uploads.keys(), ...markers.keys()])], 8, guarded(examine));
+
+  await eachLimited(toProcess, options.concurrency ?? 2, guarded(async (fileId) => {
+    if (options.deadline !== undefined && Date.now() > options.deadline) {
+      report.unfinished = true;
+      return;
+    }
+    const outcome = await processFile(ctx, fileId, 'sweep');
+    report.processed.push(outcome);
+    logger.info('sweep processed a file', { fileId, outcome: outcome.outcome, reason: 'reason' in outcome ? outcome.reason : undefined });
+  }));
+
+  // Multipart uploads left by runs that died, and by clients that never finished.
+  for await (const upload of listMultipartUploads(s3, config.bucket, FINAL_PREFIX)) {
+    const fileId = fileIdFromFinalKey(upload.key);
+    if (now - upload.initiated.getTime() < leaseMs || fileId === undefined) continue;
+    await guarded(async () => {
+      manifestCache.delete(fileId); // processing above may have changed it
+      const found = await readManifest(fileId);
+      if (found !== undefined && leaseLive(found.manifest)) return;
+      await abortMultipart(config.bucket, upload.key, upload.uploadId);
+    })(fileId);
+  }
+  for await (const upload of listMultipartUploads(s3, config.incomingBucket, INCOMING_PREFIX)) {
+    if (now - upload.initiated.getTime() < awaitingMs) continue;
+    await guarded(() => abortMultipart(config.incomingBucket, upload.key, upload.uploadId))(upload.key);
+  }
+
+  async function abortMultipart(Bucket: string, Key: string, UploadId: string): Promise<void> {
+    await backend('sweep', undefined, () => s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })));
+    report.multipartAborted++;
+  }
+
+  metrics.addMetric('SweptUploads', MetricUnit.Count, report.processed.length);
+  metrics.addMetric('SweepErrors', MetricUnit.Count, report.errors);
+  return report;
+}
+
+/** Runs `work` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(lanes);
+}

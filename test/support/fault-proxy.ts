@@ -1,0 +1,86 @@
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { Transform } from 'node:stream';
+
+/**
+ * A network fault between the functions and a real MinIO, for tests that need the storage
+ * server to fail on cue (the way a flaky network or an overloaded server does) without
+ * stopping the MinIO other test files share. Requests pass through untouched, Host header
+ * included, so signatures still verify; a request the fail rule picks is answered with a
+ * connection reset instead, and the answer to one the slow rule picks trickles, as over a poor
+ * network. MinIO does all the storage work: nothing here imitates S3.
+ */
+export interface FaultProxy {
+  /** Host and port to give a storage context instead of MinIO's. */
+  host: string;
+  port: number;
+  /** Requests for which `rule` is true are cut; `undefined` lets everything through. */
+  fail(rule: ((req: IncomingMessage) => boolean) | undefined): void;
+  /** Answers to requests for which `rule` is true arrive at `bytesPerSecond`. */
+  slow(rule: ((req: IncomingMessage) => boolean) | undefined, bytesPerSecond?: number): void;
+  /** Requests cut so far. */
+  readonly cut: number;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+  let rule: ((req: IncomingMessage) => boolean) | undefined;
+  let slowRule: ((req: IncomingMessage) => boolean) | undefined;
+  let rate = 1024 * 1024;
+  let cut = 0;
+  const server: Server = createServer((req, res) => {
+    if (rule?.(req)) {
+      cut++;
+      req.socket.destroy();
+      return;
+    }
+    const upstream = request(
+      { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (slowRule?.(req)) answer.pipe(trickle(rate)).pipe(res);
+        else answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    host: '127.0.0.1',
+    port,
+    fail: (next) => {
+      rule = next;
+    },
+    slow: (next, bytesPerSecond = rate) => {
+      slowRule = next;
+      rate = bytesPerSecond;
+    },
+    get cut() {
+      return cut;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Passes bytes on in 16 KiB steps at `bytesPerSecond`. */
+function trickle(bytesPerSecond: number): Transform {
+  const step = 16 * 1024;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < chunk.length; at += step) pieces.push(chunk.subarray(at, at + step));
+      const next = () => {
+        const piece = pieces.shift();
+        if (piece === undefined) return callback();
+        this.push(piece);
+        setTimeout(next, (piece.length / bytesPerSecond) * 1000);
+      };
+      next();
+    },
+  });
+}
