@@ -68,13 +68,13 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
-const secrets = await loadOrCreateDevSecrets();
 if (!env.STORAGE_AUTH_JWT_SECRET || (!env.STORAGE_ENCRYPTION_KEYS && env.STORAGE_ENCRYPTION_ENABLED !== 'false')) {
+  const secrets = await loadOrCreateDevSecrets();
   env.STORAGE_AUTH_JWT_SECRET ||= secrets.jwtSecret;
   env.STORAGE_ENCRYPTION_KEYS ||= secrets.encryptionKeys;
   log(`using local development secrets from ${devSecretsFile()}`);
 }
-const eventsToken = env.TRANSCRIBO_EVENTS_TOKEN || secrets.eventsToken;
+const eventsToken = env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
 
 // Until the queue exists (it needs the configuration), emulator events wait here.
 const early: unknown[] = [];

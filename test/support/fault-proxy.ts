@@ -1,5 +1,5 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import { Transform } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 
 /**
  * A network fault between the functions and a real MinIO, for tests that need the storage
@@ -37,11 +37,13 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (slowRule?.(req)) answer.pipe(trickle(rate)).pipe(res);
-        else answer.pipe(res);
+        // A server that dies mid-answer resets its connections: the client must see that too.
+        const stages = slowRule?.(req) ? [answer, trickle(rate), res] : [answer, res];
+        pipeline(stages, (error) => error && res.destroy());
       },
     );
     upstream.on('error', () => res.destroy());
+    req.on('error', () => upstream.destroy());
     req.pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

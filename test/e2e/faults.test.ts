@@ -1,0 +1,189 @@
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { incomingKey } from '../../lib/storage/object-layout.ts';
+import { wav } from '../support/audio-fixtures.ts';
+import { Client, sha256 } from '../support/client-journey.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { startIsolatedStack, type IsolatedStack } from '../support/isolated-stack.ts';
+import { s3Event } from '../support/lambda-events.ts';
+
+/**
+ * Faults as an operator meets them, against `npm start` on a real MinIO of this file's own:
+ * the functions killed mid-run, MinIO stopped mid-run, one event delivered three times at once,
+ * events lost for good. The functions reach MinIO through a proxy that slows their reading of
+ * uploads to 12 MiB/s (a slow network), so a 50 MB run lasts long enough to be hit; clients
+ * upload to MinIO directly. Every scenario ends with each file ready and byte-identical, read
+ * back over HTTP, and nothing else left in either bucket: no upload, no marker, no dead letter,
+ * no open multipart upload.
+ */
+
+const LEASE_S = 6;
+const MB = 1024 * 1024;
+let stack: IsolatedStack;
+let proxy: FaultProxy;
+let client: Client;
+
+beforeAll(async () => {
+  stack = await startIsolatedStack(
+    {
+      STORAGE_PROCESSING_LEASE_SECONDS: String(LEASE_S),
+      STORAGE_SWEEP_INTERVAL_SECONDS: '2',
+      STORAGE_MAX_FILE_SIZE: String(64 * MB),
+    },
+    async (minio) => {
+      proxy = await startFaultProxy({ host: '127.0.0.1', port: minio.port });
+      proxy.slow((req) => req.method === 'GET' && (req.url ?? '').includes('/iso-incoming/uploads/'), 12 * MB);
+      return { STORAGE_PORT: String(proxy.port), STORAGE_PUBLIC_ENDPOINT: minio.endpoint };
+    },
+  );
+  client = new Client(() => stack.product.api, await stack.token('alice'));
+}, 180_000);
+afterAll(async () => {
+  await stack?.close();
+  await proxy?.close();
+});
+
+/** On failure, the product's log goes where the failure message says. */
+function keepLogOnFailure(): void {
+  onTestFailed(() => {
+    const file = join(tmpdir(), `transcribo-faults-${Date.now()}.log`);
+    writeFileSync(file, stack.product.output());
+    process.stderr.write(`npm start's output: ${file}\n`);
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function statusOf(fileId: string): Promise<string | undefined> {
+  return (await stack.ctx.manifests.read(fileId))?.manifest.status;
+}
+
+async function waitForStatus(fileId: string, status: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await statusOf(fileId)) !== status) {
+    if (Date.now() > deadline) throw new Error(`${fileId} never reached ${status}`);
+    await sleep(25);
+  }
+}
+
+/** Ready, byte-identical over HTTP, and nothing of any file left but its object and manifest. */
+async function expectStoredAndClean(files: Array<{ fileId: string; bytes: Buffer }>): Promise<void> {
+  for (const { fileId, bytes } of files) {
+    const seen: string[] = [];
+    const info = await client.settled(fileId, { timeoutMs: 90_000, seen });
+    expect(info).toMatchObject({ status: 'ready', size: bytes.length, sha256: sha256(bytes) });
+    expect(await client.readBack(fileId, bytes.length)).toBe(sha256(bytes));
+    // Nothing wrong was served on the way: only the statuses a file passes through.
+    expect(seen.filter((s) => !['awaiting_upload', 'processing', 'ready'].includes(s))).toEqual([]);
+  }
+  // A dead run's open multipart upload goes at the next sweep after its lease: allow for one.
+  const expected = files.flatMap(({ fileId }) => [`files/${fileId}`, `manifests/${fileId}.json`]).sort();
+  const deadline = Date.now() + 20_000;
+  let left = await stack.leftovers();
+  while ((left.multipart.length > 0 || left.incoming.length > 0) && Date.now() < deadline) {
+    await sleep(500);
+    left = await stack.leftovers();
+  }
+  expect(left.incoming).toEqual([]);
+  expect(left.multipart).toEqual([]);
+  expect(left.files.filter((k) => files.some((f) => k.includes(f.fileId))).sort()).toEqual(expected);
+  expect(left.files.filter((k) => k.startsWith('pending/') || k.startsWith('dead-letters/'))).toEqual([]);
+}
+
+/** No answer of the API was a 5xx other than the ones a fault explains, or serverless-offline's own. */
+function expectOnlyExplainedErrors(allowed: string[] = []): void {
+  const unexpected = [...client.answers.keys()].filter(
+    (kind) => !/^(200|201|204|206)$/.test(kind) && kind !== 'unreachable' && !allowed.includes(kind),
+  );
+  expect(unexpected).toEqual([]);
+  client.answers.clear();
+}
+
+describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, () => {
+  it('the functions killed (SIGKILL) while a 50 MB upload is processing, then restarted: the file ends ready', async () => {
+    keepLogOnFailure();
+    const bytes = wav(50 * MB);
+    const { fileId } = await client.upload(bytes);
+    await waitForStatus(fileId, 'processing');
+    await sleep(500);
+    await stack.product.kill();
+    // The run died mid-way: its claim is all that is left of it.
+    expect(await statusOf(fileId)).toBe('processing');
+    await sleep(2000);
+    await stack.restartProduct();
+    await expectStoredAndClean([{ fileId, bytes }]);
+    expect(stack.product.output()).toMatch(new RegExp(`sweep: ${fileId}: ready`));
+    expectOnlyExplainedErrors();
+  });
+
+  it('MinIO stopped mid-processing and restarted on the same data: the file ends ready', async () => {
+    keepLogOnFailure();
+    const bytes = wav(50 * MB);
+    const { fileId } = await client.upload(bytes);
+    await waitForStatus(fileId, 'processing');
+    await sleep(500);
+    await stack.minio.halt('SIGKILL');
+    // Meanwhile a client asking is told the storage is unreachable, and nothing else.
+    const during = await client.call('GET', `/files/${fileId}`);
+    expect(during.status).toBe(503);
+    expect(((await during.json()) as { error: { type: string } }).error.type).toBe('StorageConnectionError');
+    await sleep(6000);
+    await stack.minio.resume();
+    await expectStoredAndClean([{ fileId, bytes }]);
+    expectOnlyExplainedErrors(['503 StorageConnectionError']);
+  });
+
+  it('the same event delivered three times at once: stored once', async () => {
+    keepLogOnFailure();
+    const bytes = wav(3 * MB);
+    const { fileId } = await client.upload(bytes);
+    const event = JSON.stringify(s3Event(stack.config.incomingBucket, incomingKey(fileId), { flavour: 'minio' }));
+    const deliveries = await Promise.all(
+      [1, 2, 3].map(() =>
+        fetch(`http://127.0.0.1:${stack.env.TRANSCRIBO_EVENTS_PORT}/minio-events`, {
+          method: 'POST',
+          body: event,
+          headers: { authorization: `Bearer ${stack.env.TRANSCRIBO_EVENTS_TOKEN}` },
+        }),
+      ),
+    );
+    expect(deliveries.map((d) => d.status)).toEqual([200, 200, 200]);
+    await expectStoredAndClean([{ fileId, bytes }]);
+    await sleep(1000);
+    const stored = stack.product.output().match(new RegExp(`upload ${fileId}: ready`, 'g')) ?? [];
+    expect(stored).toHaveLength(1);
+    expectOnlyExplainedErrors();
+  });
+
+  it('events dropped entirely (webhook target down and its queue removed): the sweep finds the uploads', async () => {
+    keepLogOnFailure();
+    const files = [wav(200_000), wav(2 * MB), wav(5 * MB)].map((bytes) => ({ bytes, fileId: '' }));
+    const creations = await Promise.all(files.map(({ bytes }) => client.json('POST', '/files', { filename: 'dropped.wav', contentType: 'audio/wav', size: bytes.length })));
+    await stack.product.stop();
+    for (const [i, created] of creations.entries()) {
+      files[i]!.fileId = created.fileId;
+      const form = new FormData();
+      for (const [name, value] of Object.entries(created.upload.fields as Record<string, string>)) form.append(name, value);
+      form.append('file', new Blob([files[i]!.bytes]), 'dropped.wav');
+      expect((await fetch(created.upload.url, { method: 'POST', body: form })).status).toBe(204);
+    }
+    // MinIO holds the events in its queue while nobody listens; then the queue is lost.
+    const queued = () => readdirSync(stack.minio.queueDir, { recursive: true }).filter((f) => String(f).endsWith('.event'));
+    const deadline = Date.now() + 10_000;
+    while (queued().length < files.length && Date.now() < deadline) await sleep(200);
+    expect(queued().length).toBeGreaterThanOrEqual(files.length);
+    await stack.minio.halt('SIGTERM');
+    rmSync(stack.minio.queueDir, { recursive: true, force: true });
+    await stack.minio.resume();
+    await stack.restartProduct();
+    await expectStoredAndClean(files);
+    for (const { fileId } of files) expect(stack.product.output()).toMatch(new RegExp(`sweep: .*${fileId}: ready`));
+    expect(queued()).toEqual([]);
+    expectOnlyExplainedErrors();
+  });
+});
+
