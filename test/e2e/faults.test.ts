@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -46,6 +47,15 @@ afterAll(async () => {
   await stack?.close();
   await proxy?.close();
 });
+
+/** `npm run redrive` as an operator runs it, against this stack's npm start. */
+async function redriveCommand(): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['scripts/redrive.ts'], { env: { ...process.env, TRANSCRIBO_LAMBDA_PORT: String(stack.product.lambdaPort) } }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 /** On failure, the product's log goes where the failure message says. */
 function keepLogOnFailure(): void {
@@ -156,6 +166,37 @@ describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, (
     await sleep(1000);
     const stored = stack.product.output().match(new RegExp(`upload ${fileId}: ready`, 'g')) ?? [];
     expect(stored).toHaveLength(1);
+    expectOnlyExplainedErrors();
+  });
+
+  it('a file that fails for good is dead-lettered, and npm run redrive stores it once the fault is gone', async () => {
+    keepLogOnFailure();
+    const bytes = wav(1 * MB);
+    // Every write of this file's object is cut, as a full disk or a broken route would.
+    let fileId = '';
+    proxy.fail((req) => fileId !== '' && req.method !== 'GET' && (req.url ?? '').includes(`/files/${fileId}`));
+    const created = await client.json('POST', '/files', { filename: 'doomed.wav', contentType: 'audio/wav', size: bytes.length });
+    fileId = created.fileId;
+    const form = new FormData();
+    for (const [name, value] of Object.entries(created.upload.fields as Record<string, string>)) form.append(name, value);
+    form.append('file', new Blob([bytes]), 'doomed.wav');
+    expect((await fetch(created.upload.url, { method: 'POST', body: form })).status).toBe(204);
+    const failed = await client.settled(fileId, { timeoutMs: 90_000 });
+    expect(failed).toMatchObject({ status: 'failed', reason: expect.stringMatching(/after 3 attempts/) });
+    const letters = async () => (await stack.leftovers()).files.filter((k) => k.startsWith('dead-letters/'));
+    expect((await letters()).length).toBeGreaterThanOrEqual(1);
+
+    // While the fault lasts, a redrive keeps the letter and says so.
+    const early = await redriveCommand();
+    expect(early.code).toBe(1);
+    expect(early.stdout).toContain(`${fileId}: failed`);
+
+    proxy.fail(undefined);
+    const fixed = await redriveCommand();
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    expect(fixed.stdout).toContain(`${fileId}: ready`);
+    expect(await letters()).toEqual([]);
+    await expectStoredAndClean([{ fileId, bytes }]);
     expectOnlyExplainedErrors();
   });
 
