@@ -62,6 +62,18 @@ export interface MinioServer {
   resume(): Promise<void>;
 }
 
+/** The product's STORAGE_* settings for reaching a server started here. */
+export function storageSettings(server: MinioServer): Record<string, string> {
+  return {
+    STORAGE_ENDPOINT: '127.0.0.1',
+    STORAGE_PORT: String(server.port),
+    STORAGE_SECURE: 'false',
+    STORAGE_ACCESS_KEY: server.accessKey,
+    STORAGE_SECRET_KEY: server.secretKey,
+    STORAGE_REGION: 'us-east-1',
+  };
+}
+
 /** Directory that `go install` uses as GOBIN for the pinned version. */
 export function minioCacheDir(): string {
   return join(homedir(), '.cache', 'transcribo', `minio-${MINIO_VERSION}`);
@@ -397,10 +409,9 @@ async function main(argv: string[]): Promise<number> {
     const relay = `http://127.0.0.1:${process.env.TRANSCRIBO_EVENTS_PORT ?? 3003}/minio-events`;
     const token = process.env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
     const server = await startMinio({ webhooks: { [WEBHOOK_TARGET_ID]: { url: relay, token } } });
+    const settings = Object.entries(storageSettings(server)).map(([name, value]) => `${name}=${value}\n`);
     process.stdout.write(
-      `MinIO ${MINIO_VERSION} ready in ${Date.now() - t0} ms (Ctrl-C stops it and deletes its data)\n` +
-        `STORAGE_ENDPOINT=127.0.0.1\nSTORAGE_PORT=${server.port}\nSTORAGE_SECURE=false\n` +
-        `STORAGE_ACCESS_KEY=${server.accessKey}\nSTORAGE_SECRET_KEY=${server.secretKey}\nSTORAGE_REGION=us-east-1\n` +
+      `MinIO ${MINIO_VERSION} ready in ${Date.now() - t0} ms (Ctrl-C stops it and deletes its data)\n${settings.join('')}` +
         `# events of the incoming bucket go to ${relay}\n` +
         `# data: ${server.dataDir}  log: ${server.logFile}\n`,
     );

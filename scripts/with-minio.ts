@@ -14,7 +14,7 @@ import { access, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
-import { getFreePort, startMinio, type MinioServer } from './minio.ts';
+import { getFreePort, startMinio, storageSettings, type MinioServer } from './minio.ts';
 
 const WEBHOOK_ID = 'TEST';
 const FORCE_KILL_MS = 10_000;
@@ -78,12 +78,7 @@ async function main(argv: string[]): Promise<number> {
     });
     process.stderr.write(`[with-minio] MinIO ready on ${minio.endpoint} in ${Date.now() - t0} ms (log ${minio.logFile})\n`);
     Object.assign(env, {
-      STORAGE_ENDPOINT: '127.0.0.1',
-      STORAGE_PORT: String(minio.port),
-      STORAGE_SECURE: 'false',
-      STORAGE_ACCESS_KEY: minio.accessKey,
-      STORAGE_SECRET_KEY: minio.secretKey,
-      STORAGE_REGION: 'us-east-1',
+      ...storageSettings(minio),
       TEST_MINIO_WEBHOOK_PORT: String(webhookPort),
       TEST_MINIO_WEBHOOK_ARN: `arn:minio:sqs::${WEBHOOK_ID}:webhook`,
       TRANSCRIBO_EVENTS_PORT: String(eventsPort),

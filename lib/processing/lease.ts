@@ -76,7 +76,7 @@ export class Lease {
 }
 
 /** The reason a run stops when its lease is lost. */
-export class LeaseLost extends Error {
+class LeaseLost extends Error {
   override name = 'LeaseLost';
   constructor() {
     super('the processing lease was lost to another writer');

@@ -9,7 +9,7 @@ import { fileIdFromIncomingKey, finalKey, incomingKey } from '../storage/object-
 import type { StorageContext } from '../storage/storage-context.ts';
 import { deadLetterStore, letterForUpload } from './dead-letters.ts';
 import type { ObjectCreatedRecord } from './event-records.ts';
-import { Lease, LeaseLost } from './lease.ts';
+import { Lease } from './lease.ts';
 import { sealRecording, storedAttributes } from './seal-recording.ts';
 import { UploadRejection } from './upload-inspector.ts';
 
@@ -63,6 +63,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   const removeFinalObject = () =>
     backend('deleteObject', fileId, () => s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
 
+  const changedMeanwhile: ProcessOutcome = { outcome: 'deferred', fileId, reason: 'changed by another run meanwhile' };
   const current = await manifests.read(fileId);
   if (current === undefined) {
     await removeUpload();
@@ -91,14 +92,14 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     // Processing needs the upload. A run that held the file without one was storing through the
     // library, or the upload was removed behind our back: there is nothing to process again.
     if (manifest.status !== 'processing') return { outcome: 'skipped', fileId, reason: 'no upload to process' };
-    const given = await giveUp(current, 'the upload is gone; there is nothing to process', { letter: false });
-    if (given) await removeFinalObject();
+    if (!(await giveUp(current, 'the upload is gone; there is nothing to process', { letter: false }))) return changedMeanwhile;
+    await removeFinalObject();
     return { outcome: 'failed', fileId, reason: 'upload gone' };
   }
 
   if (trigger !== 'redrive' && manifest.attempts >= config.processing.maxAttempts) {
     // Runs that died (killed, out of memory, timed out) never wrote their failure: count them here.
-    await giveUp(current, `processing did not finish after ${manifest.attempts} attempts`, { letter: true });
+    if (!(await giveUp(current, `processing did not finish after ${manifest.attempts} attempts`, { letter: true }))) return changedMeanwhile;
     return { outcome: 'failed', fileId, reason: 'attempts used up' };
   }
 
@@ -111,7 +112,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   };
   delete claimed.reason;
   const claimEtag = await manifests.replace(claimed, current.etag);
-  if (claimEtag === undefined) return { outcome: 'deferred', fileId, reason: 'claimed by another run' };
+  if (claimEtag === undefined) return changedMeanwhile;
   const lease = new Lease(manifests, { manifest: claimed, etag: claimEtag }, config.processing.leaseSeconds);
 
   /** The run's last manifest write, conditional on the lease's latest version. */
@@ -126,8 +127,15 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     const { leaseUntil: _lease, ...rest } = from.manifest;
     const written = await manifests.replace({ ...rest, status: 'failed', reason, updatedAt: new Date().toISOString() }, from.etag);
     if (written === undefined) return false;
-    await fileDeadLetter(ctx, fileId, reason, options.letter);
+    await settleFailed(reason, options.letter);
     return true;
+  }
+
+  /** The file is `failed` now: its dead letter (when a redrive can help), then its marker, last so the sweep can finish. */
+  async function settleFailed(reason: string, letter: boolean, error?: StorageError): Promise<void> {
+    metrics.addMetric('UploadsFailed', MetricUnit.Count, 1);
+    if (letter) await fileDeadLetter(ctx, fileId, reason, error);
+    await pending.remove(fileId);
   }
 
   async function reject(reason: string): Promise<ProcessOutcome> {
@@ -168,7 +176,9 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     const storageError = toStorageError(error, 'processUpload', fileId);
     if (claimed.attempts >= config.processing.maxAttempts || trigger === 'redrive') {
       const reason = `processing failed after ${claimed.attempts} attempt${claimed.attempts === 1 ? '' : 's'} (${storageError.name})`;
-      if (await finish({ status: 'failed', reason })) await fileDeadLetter(ctx, fileId, reason, trigger !== 'redrive', storageError);
+      if (!(await finish({ status: 'failed', reason }))) return lostLease();
+      // A redrive's failure keeps the letter that asked for it: no second one.
+      await settleFailed(reason, trigger !== 'redrive', storageError);
       logger.error('upload failed for good; the upload is kept', { fileId, trigger, error: storageError });
       return { outcome: 'failed', fileId, reason: storageError.name };
     }
@@ -206,28 +216,11 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   return { outcome: 'ready', fileId };
 }
 
-/**
- * Finishes giving up on a file that is now `failed`: files its dead letter (when a redrive can
- * help), then clears its marker. The marker goes last, so a crash in between leaves the sweep
- * to file the letter (sweep.ts).
- */
-export async function fileDeadLetter(
-  ctx: StorageContext,
-  fileId: string,
-  reason: string,
-  letter: boolean,
-  error?: StorageError,
-): Promise<void> {
-  metrics.addMetric('UploadsFailed', MetricUnit.Count, 1);
-  if (letter) {
-    await deadLetterStore(ctx.config, ctx.s3.internal).put(
-      letterForUpload(ctx.config.incomingBucket, fileId, 'ProcessingFailed', {
-        errorType: error?.name ?? 'ProcessingFailed',
-        errorMessage: reason,
-      }),
-    );
-    metrics.addMetric('DeadLetters', MetricUnit.Count, 1);
-    logger.error('dead letter filed', { fileId, reason });
-  }
-  await ctx.pending.remove(fileId);
+/** Files the dead letter of a `failed` file: a record naming its upload, for redrive. */
+export async function fileDeadLetter(ctx: StorageContext, fileId: string, reason: string, error?: StorageError): Promise<void> {
+  await deadLetterStore(ctx.config, ctx.s3.internal).put(
+    letterForUpload(ctx.config.incomingBucket, fileId, 'ProcessingFailed', { errorType: error?.name ?? 'ProcessingFailed', errorMessage: reason }),
+  );
+  metrics.addMetric('DeadLetters', MetricUnit.Count, 1);
+  logger.error('dead letter filed', { fileId, reason });
 }

@@ -158,10 +158,11 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     report.markersCleared++;
   }
 
+  /** A `failed` file still marked: the run that failed it died before filing its letter. */
   async function finishGivingUp(fileId: string, manifest: Manifest): Promise<void> {
-    await fileDeadLetter(ctx, fileId, manifest.reason ?? 'processing failed', true);
+    await fileDeadLetter(ctx, fileId, manifest.reason ?? 'processing failed');
     report.lettersFiled++;
-    report.markersCleared++;
+    await clearMarker(fileId);
   }
 
   const guarded = (work: (fileId: string) => Promise<void>) => async (fileId: string) => {

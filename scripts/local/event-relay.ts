@@ -17,12 +17,10 @@
  * What the queue then loses, the sweep finds (event-queue.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
+import { listen, type Listening } from './listening.ts';
 
-export interface EventRelay {
-  server: Server;
-  stop(): Promise<void>;
-}
+export type EventRelay = Listening;
 
 export const MAX_EVENT_BYTES = 64 * 1024;
 
@@ -93,17 +91,5 @@ export function createEventRelay(options: {
       res.writeHead(200).end();
     });
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.listen.port, options.listen.host, () =>
-      resolve({
-        server,
-        stop: () =>
-          new Promise((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      }),
-    );
-  });
+  return listen(server, options.listen);
 }

@@ -13,17 +13,15 @@
  * - no answer within `timeoutMs`: 504.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { StorageFileSizeError, StorageOperationError, StorageTimeoutError, type StorageError } from '../../lib/errors/catalogue.ts';
 import { renderError } from '../../lib/http/error-response.ts';
+import { listen, type Listening } from './listening.ts';
 
 /** API Gateway's own payload limit. */
 const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 
-export interface HttpGateway {
-  server: Server;
-  stop(): Promise<void>;
-}
+export type HttpGateway = Listening;
 
 export function createHttpGateway(options: {
   listen: { host: string; port: number };
@@ -115,19 +113,7 @@ export function createHttpGateway(options: {
     }
   }
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.listen.port, options.listen.host, () =>
-      resolve({
-        server,
-        stop: () =>
-          new Promise((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      }),
-    );
-  });
+  return listen(server, options.listen);
 }
 
 /** serverless-offline's error result (never one of ours: ours are `{error: {...}}`). */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { incomingKey } from '../../lib/storage/object-layout.ts';
 import { wav } from '../support/audio-fixtures.ts';
-import { Client, sha256 } from '../support/client-journey.ts';
+import { Client, sendToBucket, sha256 } from '../support/client-journey.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startIsolatedStack, type IsolatedStack } from '../support/isolated-stack.ts';
 import { s3Event } from '../support/lambda-events.ts';
@@ -113,13 +113,19 @@ function expectOnlyExplainedErrors(allowed: string[] = []): void {
   client.answers.clear();
 }
 
+/** A 50 MB recording uploaded, with its run half a second into processing it. */
+async function fiftyMegabytesBeingProcessed(): Promise<{ fileId: string; bytes: Buffer }> {
+  keepLogOnFailure();
+  const bytes = wav(50 * MB);
+  const { fileId } = await client.upload(bytes);
+  await waitForStatus(fileId, 'processing');
+  await sleep(500);
+  return { fileId, bytes };
+}
+
 describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, () => {
   it('the functions killed (SIGKILL) while a 50 MB upload is processing, then restarted: the file ends ready', async () => {
-    keepLogOnFailure();
-    const bytes = wav(50 * MB);
-    const { fileId } = await client.upload(bytes);
-    await waitForStatus(fileId, 'processing');
-    await sleep(500);
+    const { fileId, bytes } = await fiftyMegabytesBeingProcessed();
     await stack.product.kill();
     // The run died mid-way: its claim is all that is left of it.
     expect(await statusOf(fileId)).toBe('processing');
@@ -131,11 +137,7 @@ describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, (
   });
 
   it('MinIO stopped mid-processing and restarted on the same data: the file ends ready', async () => {
-    keepLogOnFailure();
-    const bytes = wav(50 * MB);
-    const { fileId } = await client.upload(bytes);
-    await waitForStatus(fileId, 'processing');
-    await sleep(500);
+    const { fileId, bytes } = await fiftyMegabytesBeingProcessed();
     await stack.minio.halt('SIGKILL');
     // Meanwhile a client asking is told the storage is unreachable, and nothing else.
     const during = await client.call('GET', `/files/${fileId}`);
@@ -175,12 +177,9 @@ describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, (
     // Every write of this file's object is cut, as a full disk or a broken route would.
     let fileId = '';
     proxy.fail((req) => fileId !== '' && req.method !== 'GET' && (req.url ?? '').includes(`/files/${fileId}`));
-    const created = await client.json('POST', '/files', { filename: 'doomed.wav', contentType: 'audio/wav', size: bytes.length });
+    const created = await client.create(bytes);
     fileId = created.fileId;
-    const form = new FormData();
-    for (const [name, value] of Object.entries(created.upload.fields as Record<string, string>)) form.append(name, value);
-    form.append('file', new Blob([bytes]), 'doomed.wav');
-    expect((await fetch(created.upload.url, { method: 'POST', body: form })).status).toBe(204);
+    await sendToBucket(created, bytes);
     const failed = await client.settled(fileId, { timeoutMs: 90_000 });
     expect(failed).toMatchObject({ status: 'failed', reason: expect.stringMatching(/after 3 attempts/) });
     const letters = async () => (await stack.leftovers()).files.filter((k) => k.startsWith('dead-letters/'));
@@ -203,14 +202,11 @@ describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, (
   it('events dropped entirely (webhook target down and its queue removed): the sweep finds the uploads', async () => {
     keepLogOnFailure();
     const files = [wav(200_000), wav(2 * MB), wav(5 * MB)].map((bytes) => ({ bytes, fileId: '' }));
-    const creations = await Promise.all(files.map(({ bytes }) => client.json('POST', '/files', { filename: 'dropped.wav', contentType: 'audio/wav', size: bytes.length })));
+    const creations = await Promise.all(files.map(({ bytes }) => client.create(bytes)));
     await stack.product.stop();
     for (const [i, created] of creations.entries()) {
       files[i]!.fileId = created.fileId;
-      const form = new FormData();
-      for (const [name, value] of Object.entries(created.upload.fields as Record<string, string>)) form.append(name, value);
-      form.append('file', new Blob([files[i]!.bytes]), 'dropped.wav');
-      expect((await fetch(created.upload.url, { method: 'POST', body: form })).status).toBe(204);
+      await sendToBucket(created, files[i]!.bytes);
     }
     // MinIO holds the events in its queue while nobody listens; then the queue is lost.
     const queued = () => readdirSync(stack.minio.queueDir, { recursive: true }).filter((f) => String(f).endsWith('.event'));

@@ -14,6 +14,9 @@ describe('parseConfig', () => {
       maxFileSize: 100 * 1024 * 1024,
       allowedExtensions: ['mp3', 'wav', 'm4a'],
       encryption: { enabled: true, activeKeyId: 'k1' },
+      processing: { maxAttempts: 3, leaseSeconds: 30 },
+      sweep: { intervalSeconds: 60, uploadGraceSeconds: 3600 },
+      deadLetterQueueUrl: undefined,
     });
     expect(config.bucket).not.toBe(config.incomingBucket);
   });
@@ -44,6 +47,10 @@ describe('parseConfig', () => {
     [{ STORAGE_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }, 'STORAGE_ENCRYPTION_KEYS'],
     [{ STORAGE_ENCRYPTION_ACTIVE_KEY_ID: 'k9' }, 'STORAGE_ENCRYPTION_ACTIVE_KEY_ID'],
     [{ STORAGE_PUBLIC_ENDPOINT: 'localhost' }, 'STORAGE_PUBLIC_ENDPOINT'],
+    [{ STORAGE_PROCESSING_LEASE_SECONDS: '1' }, 'STORAGE_PROCESSING_LEASE_SECONDS'],
+    [{ STORAGE_SWEEP_INTERVAL_SECONDS: '0' }, 'STORAGE_SWEEP_INTERVAL_SECONDS'],
+    [{ STORAGE_UPLOAD_GRACE_SECONDS: '-5' }, 'STORAGE_UPLOAD_GRACE_SECONDS'],
+    [{ STORAGE_DEAD_LETTER_QUEUE_URL: 'my-queue' }, 'STORAGE_DEAD_LETTER_QUEUE_URL'],
   ])('stops on %o naming %s, without echoing secrets', (override, name) => {
     const attempt = () => parseConfig({ ...minimal, ...override });
     expect(attempt).toThrow(ConfigError);

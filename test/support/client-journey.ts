@@ -60,14 +60,15 @@ export class Client {
     return JSON.parse(text) as T;
   }
 
+  /** Asks for an upload of `bytes` (POST /files) and returns the API's answer. */
+  create(bytes: Buffer, filename = 'recording.wav', contentType = 'audio/wav'): Promise<CreatedUpload> {
+    return this.json('POST', '/files', { filename, contentType, size: bytes.length, sha256: sha256(bytes) });
+  }
+
   /** Creates the file and sends its bytes to the bucket; returns when the bucket has them. */
   async upload(bytes: Buffer, filename = 'recording.wav', contentType = 'audio/wav'): Promise<{ fileId: string; uploadedAt: number }> {
-    const created = await this.json('POST', '/files', { filename, contentType, size: bytes.length, sha256: sha256(bytes) });
-    const form = new FormData();
-    for (const [name, value] of Object.entries(created.upload.fields as Record<string, string>)) form.append(name, value);
-    form.append('file', new Blob([bytes]), filename);
-    const sent = await fetch(created.upload.url, { method: 'POST', body: form, signal: AbortSignal.timeout(120_000) });
-    if (!sent.ok) throw new Error(`the bucket refused the upload: ${sent.status} ${(await sent.text()).slice(0, 200)}`);
+    const created = await this.create(bytes, filename, contentType);
+    await sendToBucket(created, bytes, filename);
     return { fileId: created.fileId, uploadedAt: Date.now() };
   }
 
@@ -110,6 +111,20 @@ export class Client {
   #count(kind: string): void {
     this.answers.set(kind, (this.answers.get(kind) ?? 0) + 1);
   }
+}
+
+export interface CreatedUpload {
+  fileId: string;
+  upload: { url: string; fields: Record<string, string> };
+}
+
+/** Sends the bytes straight to the bucket with the presigned form, as a browser would. */
+export async function sendToBucket(created: CreatedUpload, bytes: Buffer, filename = 'recording.wav'): Promise<void> {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(created.upload.fields)) form.append(name, value);
+  form.append('file', new Blob([bytes]), filename);
+  const sent = await fetch(created.upload.url, { method: 'POST', body: form, signal: AbortSignal.timeout(120_000) });
+  if (!sent.ok) throw new Error(`the bucket refused the upload: ${sent.status} ${(await sent.text()).slice(0, 200)}`);
 }
 
 export function sha256(data: Uint8Array): string {

@@ -8,7 +8,7 @@ import { createStorageContext, type StorageContext } from '../../lib/storage/sto
 import { StorageService } from '../../lib/storage/storage-service.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
 import { WEBHOOK_TARGET_ID } from '../../scripts/local/webhook-target.ts';
-import { getFreePort, startMinio, type MinioServer } from '../../scripts/minio.ts';
+import { getFreePort, startMinio, storageSettings, type MinioServer } from '../../scripts/minio.ts';
 import { startProduct, type RunningProduct } from './running-product.ts';
 
 /**
@@ -49,12 +49,7 @@ export async function startIsolatedStack(
     webhooks: { [WEBHOOK_TARGET_ID]: { url: `http://127.0.0.1:${eventsPort}/minio-events`, token: eventsToken } },
   });
   const env: Record<string, string> = {
-    STORAGE_ENDPOINT: '127.0.0.1',
-    STORAGE_PORT: String(minio.port),
-    STORAGE_SECURE: 'false',
-    STORAGE_ACCESS_KEY: minio.accessKey,
-    STORAGE_SECRET_KEY: minio.secretKey,
-    STORAGE_REGION: 'us-east-1',
+    ...storageSettings(minio),
     STORAGE_BUCKET: 'iso-files',
     STORAGE_INCOMING_BUCKET: 'iso-incoming',
     STORAGE_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
