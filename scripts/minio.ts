@@ -7,7 +7,7 @@
 //
 // CLI:
 //   node scripts/minio.ts install   build (if needed) and print the binary path
-//   node scripts/minio.ts start     run a throwaway MinIO until Ctrl-C, print its settings
+//   node scripts/minio.ts start     run a throwaway MinIO until Ctrl-C, print its settings (npm run minio)
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,7 @@ import { homedir, hostname, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
+import { loadDotEnv } from './local/dot-env.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 
 /** Pinned pseudo-version of github.com/minio/minio. */
@@ -403,6 +404,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'start') {
+    loadDotEnv();
     const t0 = Date.now();
     // Wired for `npm start` in another terminal: its event relay listens on TRANSCRIBO_EVENTS_PORT
     // and expects the token of .local/dev-secrets.json (or TRANSCRIBO_EVENTS_TOKEN).

@@ -17,12 +17,12 @@
  * and from .env if present. Where no secrets are configured, local ones are generated once into
  * .local/dev-secrets.json; so is the token MinIO's webhook must present.
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, DEFAULT_BUCKETS, parseConfig, type StorageConfig } from '../lib/config.ts';
 import { deadLetterStore } from '../lib/processing/dead-letters.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import { devSecretsFile, loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
+import { loadDotEnv } from './local/dot-env.ts';
 import { signBearerToken } from './local/dev-token.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './local/embedded-s3.ts';
 import { createEventQueue, type EventQueue } from './local/event-queue.ts';
@@ -36,7 +36,7 @@ import { getFreePort } from './minio.ts';
 const root = resolve(import.meta.dirname, '..');
 const log = (line: string) => process.stdout.write(`[transcribo] ${line}\n`);
 
-if (existsSync(join(root, '.env'))) process.loadEnvFile(join(root, '.env'));
+loadDotEnv();
 const env = process.env;
 const httpHost = env.TRANSCRIBO_HTTP_HOST ?? '127.0.0.1';
 const httpPort = Number(env.TRANSCRIBO_HTTP_PORT ?? 3000);
@@ -130,7 +130,7 @@ if (mode === 'minio') {
         `  Start MinIO with MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET_ID}=on, ` +
         `MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET_ID}=http://<this host>:${eventsPort}/minio-events, ` +
         `MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET_ID}=<dir> and ` +
-        `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=<the eventsToken of ${devSecretsFile()}> (node scripts/minio.ts start and docker-compose.yml do).`,
+        `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=<the eventsToken of ${devSecretsFile()}> (npm run minio and docker-compose.yml do).`,
     );
   }
 }

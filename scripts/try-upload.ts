@@ -2,15 +2,20 @@
  * `npm run try -- <recording>`: the whole client journey against a running `npm start`,
  * as a web or mobile app would make it: ask for an upload, send the file straight to the
  * bucket with the presigned form, wait until it is processed, read it back and compare.
- * TRANSCRIBO_API (default http://127.0.0.1:3000) and TOKEN (printed by npm start) say where and who.
+ * TRANSCRIBO_API (default: npm start's address, http://127.0.0.1:$TRANSCRIBO_HTTP_PORT) and TOKEN
+ * (printed by npm start) say where and who. Files larger than one response are read back by ranges.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
+import { loadDotEnv } from './local/dot-env.ts';
 
 const TYPES: Record<string, string> = { '.wav': 'audio/wav', '.mp3': 'audio/mpeg', '.m4a': 'audio/mp4' };
+loadDotEnv();
 const [file] = process.argv.slice(2);
-const api = process.env.TRANSCRIBO_API ?? 'http://127.0.0.1:3000';
+const api = process.env.TRANSCRIBO_API ?? `http://127.0.0.1:${process.env.TRANSCRIBO_HTTP_PORT ?? 3000}`;
+/** A range well under the API's largest response (STORAGE_MAX_RESPONSE_BYTES, 4 MiB by default). */
+const RANGE_BYTES = 1024 * 1024;
 const token = process.env.TOKEN;
 if (!file || !token) {
   process.stderr.write('usage: TOKEN=<token printed by npm start> npm run try -- <recording.wav|.mp3|.m4a>\n');
@@ -52,10 +57,15 @@ for (let i = 0; i < 240 && (info.status === 'awaiting_upload' || info.status ===
 console.log(`status ${info.status}${info.reason ? `: ${info.reason}` : ''}`);
 if (info.status !== 'ready') process.exit(1);
 
-const back: Buffer | undefined = await call('GET', `/files/${created.fileId}/content`).catch((error: Error) => {
-  if (!error.message.includes('→ 413')) throw error;
-  console.log('stored; too large to read back in one response (ask for byte ranges with Range: bytes=a-b)');
-  return undefined;
-});
-if (back) console.log(`read back ${back.length} bytes: ${createHash('sha256').update(back).digest('hex') === sha256 ? 'identical' : 'DIFFERENT'}`);
+// Read back the way a player does: by ranges.
+const hash = createHash('sha256');
+for (let start = 0; start < bytes.length; start += RANGE_BYTES) {
+  const end = Math.min(bytes.length, start + RANGE_BYTES) - 1;
+  const response = await fetch(`${api}/files/${created.fileId}/content`, { headers: { authorization: `Bearer ${token}`, range: `bytes=${start}-${end}` } });
+  if (response.status !== 206) throw new Error(`GET content bytes=${start}-${end} → ${response.status} ${await response.text()}`);
+  hash.update(Buffer.from(await response.arrayBuffer()));
+}
+const same = hash.digest('hex') === sha256;
+console.log(`read back ${bytes.length} bytes by ranges: ${same ? 'identical' : 'DIFFERENT'}`);
+if (!same) process.exit(1);
 console.log(`curl -H "Authorization: Bearer $TOKEN" ${api}/files/${created.fileId}`);

@@ -15,9 +15,10 @@
  * (removals, replication, test events) are dropped here; whether a key is an upload is
  * decided by the caller from the object layout.
  *
- * Normalisation never throws: a key that is not valid percent-encoding is passed on as it
- * came (it names no upload, so the caller skips it). An event that fails here would be
- * re-sent by its trigger forever.
+ * Normalisation never throws, whatever the payload: a record whose bucket or key is not a string
+ * is dropped, and a key that is not valid percent-encoding is passed on as it came (it names no
+ * upload, so the caller skips it). An event that fails here would be re-sent by its trigger
+ * forever.
  */
 
 export interface ObjectCreatedRecord {
@@ -45,14 +46,14 @@ export function decodeS3Key(key: string): string {
   }
 }
 
-function isObjectCreated(eventName: string | undefined): boolean {
-  return (eventName ?? '').replace(/^s3:/, '').startsWith('ObjectCreated:');
+function isObjectCreated(eventName: unknown): boolean {
+  return typeof eventName === 'string' && eventName.replace(/^s3:/, '').startsWith('ObjectCreated:');
 }
 
 function fromNotification(record: S3NotificationRecord): ObjectCreatedRecord | undefined {
   const bucket = record.s3?.bucket?.name;
   const key = record.s3?.object?.key;
-  if (!isObjectCreated(record.eventName) || !bucket || key === undefined) return undefined;
+  if (!isObjectCreated(record.eventName) || typeof bucket !== 'string' || bucket === '' || typeof key !== 'string') return undefined;
   return { bucket, key: decodeS3Key(key), size: record.s3?.object?.size, eTag: record.s3?.object?.eTag };
 }
 
@@ -67,15 +68,8 @@ export function objectCreatedRecords(event: unknown): ObjectCreatedRecord[] {
     });
   }
   const bridge = event as EventBridgeEvent;
-  if (bridge['detail-type'] === 'Object Created' && bridge.detail?.bucket?.name && bridge.detail.object?.key !== undefined) {
-    return [
-      {
-        bucket: bridge.detail.bucket.name,
-        key: decodeS3Key(bridge.detail.object.key),
-        size: bridge.detail.object.size,
-        eTag: bridge.detail.object.etag,
-      },
-    ];
-  }
-  return [];
+  const bucket = bridge.detail?.bucket?.name;
+  const object = bridge.detail?.object;
+  if (bridge['detail-type'] !== 'Object Created' || typeof bucket !== 'string' || typeof object?.key !== 'string') return [];
+  return [{ bucket, key: decodeS3Key(object.key), size: object.size, eTag: object.etag }];
 }

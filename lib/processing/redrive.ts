@@ -8,9 +8,9 @@ import { processUploadRecord, type ProcessOutcome } from './process-upload.ts';
 /**
  * Redrive: processes the uploads that dead letters name once more, after an operator has fixed
  * what made them fail. Each file gets one fresh attempt (a `failed` file is claimed again with
- * its count reset). A letter is removed once every file it names is settled, deleted, or in the
- * hands of a live run; it stays (and is reported) while any of its files still fails, so
- * running redrive again is always safe.
+ * its count reset). A letter is removed once every file it names is settled or deleted; it stays
+ * (and is reported) while any of its files still fails or is in another run's hands, so running
+ * redrive again, or twice at once, is always safe.
  */
 
 export interface RedriveReport {
@@ -39,7 +39,8 @@ export async function redrive(ctx: StorageContext, store: DeadLetterStore, optio
       try {
         const outcome = await processUploadRecord(ctx, record, 'redrive');
         report.outcomes.push(outcome);
-        if (outcome.outcome === 'failed') keep = true;
+        // Deferred: another run (perhaps another redrive) has the file, and may fail it again.
+        if (outcome.outcome === 'failed' || outcome.outcome === 'deferred') keep = true;
       } catch (error) {
         keep = true;
         logger.error('redrive of a file failed; its dead letter is kept', { letter: received.id, error: error as Error });

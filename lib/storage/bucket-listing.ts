@@ -1,5 +1,10 @@
-import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { backend } from './backend-errors.ts';
+import {
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type ListMultipartUploadsCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { backend, backendCode } from './backend-errors.ts';
 
 /** Paged listings the sweep walks; each page is one request, mapped into the catalogue on failure. */
 
@@ -31,14 +36,18 @@ export async function* listObjects(s3: S3Client, bucket: string, prefix: string)
 
 /**
  * Multipart uploads under way whose key starts with `prefix`. MinIO lists them for a whole
- * bucket or for one exact key, never by prefix (S3 does), so the prefix is applied here.
+ * bucket or for one exact key, never by prefix (S3 does), so the prefix is applied here. A
+ * server that does not implement the listing (the embedded emulator) has none to list.
  */
 export async function* listMultipartUploads(s3: S3Client, bucket: string, prefix: string): AsyncGenerator<ListedMultipartUpload> {
   let KeyMarker: string | undefined;
   let UploadIdMarker: string | undefined;
   do {
     const page = await backend('listMultipartUploads', undefined, () =>
-      s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker, UploadIdMarker })),
+      s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker, UploadIdMarker })).catch((error: unknown) => {
+        if (backendCode(error) === 'NotImplemented') return { $metadata: {}, Uploads: [], IsTruncated: false } satisfies ListMultipartUploadsCommandOutput;
+        throw error;
+      }),
     );
     for (const upload of page.Uploads ?? []) {
       if (upload.Key === undefined || upload.UploadId === undefined || !upload.Key.startsWith(prefix)) continue;

@@ -203,13 +203,23 @@ export class StorageService {
       const { config, s3, manifests, pending } = this.#ctx;
       const remove = (Bucket: string, Key: string) =>
         backend('deleteFile', fileId, () => s3.internal.send(new DeleteObjectCommand({ Bucket, Key })));
-      // A run may still complete an object after this delete: the marker tells the sweep to clear it later.
+      const removeObjects = () => Promise.all([remove(config.bucket, finalKey(fileId)), remove(config.incomingBucket, incomingKey(fileId))]);
       const settled = SETTLED_STATUSES.includes(manifest.status);
-      if (!settled) await pending.markDeleted(fileId);
-      // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
-      await Promise.all([remove(config.bucket, finalKey(fileId)), remove(config.incomingBucket, incomingKey(fileId))]);
+      if (settled) {
+        // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
+        await removeObjects();
+        await manifests.delete(fileId);
+        await pending.remove(fileId);
+        return;
+      }
+      // A run may be at work. Its commit fails once the manifest is gone, and it then removes what
+      // it wrote; but it may commit just before, and complete its object after the first removal:
+      // so the objects go again after the manifest. The marker tells the sweep to look once more
+      // later, for a run that died between writing its object and noticing the delete.
+      await pending.markDeleted(fileId);
+      await removeObjects();
       await manifests.delete(fileId);
-      if (settled) await pending.remove(fileId);
+      await removeObjects();
     });
   }
 

@@ -58,6 +58,8 @@ export function startFunctions(options: {
         MALLOC_MMAP_THRESHOLD_: '131072',
         MALLOC_ARENA_MAX: '2',
         ...options.env,
+        // The start script runs the sweep on its own interval.
+        TRANSCRIBO_SCHEDULED_SWEEP: 'false',
         TRANSCRIBO_HTTP_HOST: '127.0.0.1',
         TRANSCRIBO_HTTP_PORT: String(options.httpPort),
         TRANSCRIBO_LAMBDA_PORT: String(options.lambdaPort),

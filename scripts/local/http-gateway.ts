@@ -18,8 +18,11 @@ import { StorageFileSizeError, StorageOperationError, StorageTimeoutError, type 
 import { renderError } from '../../lib/http/error-response.ts';
 import { listen, type Listening } from './listening.ts';
 
-/** API Gateway's own payload limit. */
-const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+/**
+ * The API's requests are small JSON (a create is under 2 KB): a bound far below API Gateway's
+ * 10 MB keeps a flood of large bodies, read before any token is checked, from filling memory.
+ */
+const MAX_REQUEST_BYTES = 256 * 1024;
 
 export type HttpGateway = Listening;
 
@@ -41,7 +44,9 @@ export function createHttpGateway(options: {
         return;
       }
       const rendered = renderError(error, randomUUID());
-      res.writeHead(rendered.statusCode ?? 500, rendered.headers as Record<string, string>).end(rendered.body);
+      // Browsers read it like the functions' own errors (serverless.yml's httpApi CORS: any origin).
+      const headers = { ...(rendered.headers as Record<string, string>), 'Access-Control-Allow-Origin': '*' };
+      res.writeHead(rendered.statusCode ?? 500, headers).end(rendered.body);
     };
     const timedOut = () => new StorageTimeoutError('No answer in time.', { operation });
 

@@ -122,6 +122,7 @@ describe('npm run package', () => {
   it('runs the sweep on an EventBridge schedule at the configured interval, in whole minutes', () => {
     const rule = Object.values(resources()).find((r) => r.Type === 'AWS::Events::Rule')!;
     expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule.Properties.State).toBe('ENABLED');
     expect(rule.Properties.Targets[0].Arn['Fn::GetAtt'][0]).toBe('SweepLambdaFunction');
     expect(fn('Sweep').Timeout).toBe(900);
   });

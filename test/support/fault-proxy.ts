@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline, Transform } from 'node:stream';
 
 /**
@@ -17,6 +17,8 @@ export interface FaultProxy {
   fail(rule: ((req: IncomingMessage) => boolean) | undefined): void;
   /** Answers to requests for which `rule` is true arrive at `bytesPerSecond`. */
   slow(rule: ((req: IncomingMessage) => boolean) | undefined, bytesPerSecond?: number): void;
+  /** Requests for which `rule` is true are held `ms` before they are passed on (a slow or retried call). */
+  delay(rule: ((req: IncomingMessage) => boolean) | undefined, ms?: number): void;
   /** Requests cut so far. */
   readonly cut: number;
   close(): Promise<void>;
@@ -25,6 +27,8 @@ export interface FaultProxy {
 export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
   let rule: ((req: IncomingMessage) => boolean) | undefined;
   let slowRule: ((req: IncomingMessage) => boolean) | undefined;
+  let delayRule: ((req: IncomingMessage) => boolean) | undefined;
+  let delayMs = 0;
   let rate = 1024 * 1024;
   let cut = 0;
   const server: Server = createServer((req, res) => {
@@ -33,6 +37,15 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       req.socket.destroy();
       return;
     }
+    if (delayRule?.(req)) {
+      req.pause();
+      setTimeout(() => forward(req, res), delayMs);
+      return;
+    }
+    forward(req, res);
+  });
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
     const upstream = request(
       { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
@@ -45,7 +58,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     upstream.on('error', () => res.destroy());
     req.on('error', () => upstream.destroy());
     req.pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
@@ -57,6 +70,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     slow: (next, bytesPerSecond = rate) => {
       slowRule = next;
       rate = bytesPerSecond;
+    },
+    delay: (next, ms = 1000) => {
+      delayRule = next;
+      delayMs = ms;
     },
     get cut() {
       return cut;

@@ -26,6 +26,15 @@ describe('objectCreatedRecords', () => {
     expect(objectCreatedRecords(poison)).toEqual([{ bucket: 'b', key: 'uploads%2F%E0%A4%A', size: undefined, eTag: undefined }]);
   });
 
+  it('drops records whose bucket or key is not a string, whatever else they say', () => {
+    for (const key of [null, 7, { a: 1 }, ['uploads/x']]) {
+      expect(objectCreatedRecords({ Records: [{ eventName: 's3:ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key } } }] })).toEqual([]);
+      expect(objectCreatedRecords({ 'detail-type': 'Object Created', detail: { bucket: { name: 'b' }, object: { key } } })).toEqual([]);
+    }
+    expect(objectCreatedRecords({ Records: [{ eventName: 7, s3: { bucket: { name: 'b' }, object: { key: 'k' } } }] })).toEqual([]);
+    expect(objectCreatedRecords({ Records: [{ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 5 }, object: { key: 'k' } } }] })).toEqual([]);
+  });
+
   it('drops removals, test events and garbage', () => {
     const removal = s3Event('b', 'k');
     removal.Records[0]!.eventName = 'ObjectRemoved:Delete';

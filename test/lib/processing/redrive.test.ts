@@ -94,6 +94,19 @@ describe('failing for good, then redrive', () => {
     expect((await redrive(faulty, letters)).outcomes.filter((o) => o.fileId === fileId)).toEqual([]);
   });
 
+  it('two redrives at once, while the fault lasts, keep the letter: a failed file is never left without one', async () => {
+    const bytes = wav(100_000);
+    const fileId = await uploaded(bytes);
+    await failForGood(fileId);
+    const [a, b] = await Promise.all([redrive(faulty, letters), redrive(faulty, letters)]);
+    expect([...a.outcomes, ...b.outcomes].filter((o) => o.fileId === fileId).map((o) => o.outcome)).not.toContain('ready');
+    expect((await env.service.getFileInfo(OWNER, fileId)).status).toBe('failed');
+    expect(await lettersNaming(fileId)).toBe(1);
+    proxy.fail(undefined);
+    expect((await redrive(faulty, letters)).outcomes).toContainEqual({ outcome: 'ready', fileId });
+    expect(await lettersNaming(fileId)).toBe(0);
+  });
+
   it('redrives the record Lambda writes for an invocation that crashed, as well as its own', async () => {
     const bytes = wav(50_000);
     const fileId = await uploaded(bytes);

@@ -7,6 +7,10 @@ import { StorageFileCorruptedError, StorageFileNotFoundError, ValidationError } 
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/storage/storage-service.ts';
 import { finalKey } from '../../../lib/storage/object-layout.ts';
+import { processFile } from '../../../lib/processing/process-upload.ts';
+import { sweep } from '../../../lib/processing/sweep.ts';
+import { startFaultProxy } from '../../support/fault-proxy.ts';
+import { sendUpload } from '../../support/http-client.ts';
 import { m4a, mp3, sha256, wav } from '../../support/audio-fixtures.ts';
 import { newKek, prepareMinioEnvironment, type MinioEnvironment } from '../../support/minio-environment.ts';
 
@@ -100,5 +104,32 @@ describe('StorageService (library API for backends)', () => {
     expect((await buffer(bounded.stream)).equals(bytes.subarray(70_000, 80_001))).toBe(true);
     // The encrypted service reads clear files too: the manifest says how each file is stored.
     expect((await buffer((await env.service.getFile('u', info.fileId)).stream)).equals(bytes)).toBe(true);
+  });
+
+  it('a delete racing a run that commits just before the manifest goes leaves nothing behind', async () => {
+    // The owner's delete reaches MinIO through a proxy that holds its manifest DELETE back (a slow
+    // or retried call): the run completes its object and commits in that window.
+    const proxy = await startFaultProxy({ host: env.env.STORAGE_ENDPOINT!, port: Number(env.env.STORAGE_PORT) });
+    try {
+      const deleting = new StorageService(
+        createStorageContext(parseConfig({ ...env.env, STORAGE_ENDPOINT: proxy.host, STORAGE_PORT: String(proxy.port) })),
+      );
+      const bytes = wav(12 * 1024 * 1024);
+      const created = await env.service.createUpload('racer', { filename: 'r.wav', contentType: 'audio/wav', size: bytes.length });
+      expect((await sendUpload(created.upload, bytes)).status).toBe(204);
+      const { fileId } = created;
+      proxy.delay((req) => req.method === 'DELETE' && (req.url ?? '').includes(`/manifests/${fileId}.json`), 1500);
+      const run = processFile(env.ctx, fileId, 'event');
+      while ((await env.ctx.manifests.read(fileId))?.manifest.status !== 'processing') await new Promise((r) => setTimeout(r, 10));
+      await deleting.deleteFile('racer', fileId);
+      expect(await run).toEqual({ outcome: 'ready', fileId });
+      const traces = async () =>
+        [...(await env.keys(env.config.bucket)), ...(await env.keys(env.config.incomingBucket))].filter((k) => k.includes(fileId));
+      expect((await traces()).filter((k) => !k.startsWith('pending/'))).toEqual([]);
+      await sweep(env.ctx, { now: Date.now() + 3 * env.config.processing.leaseSeconds * 1000 });
+      expect(await traces()).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
   });
 });

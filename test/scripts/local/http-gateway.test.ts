@@ -46,6 +46,7 @@ describe('local HTTP gateway', () => {
     const api = await behind(offlineFailure('LambdaTimeoutError', '[504] - Lambda timeout.'));
     const response = await fetch(`${api}/files/3f8b2c1a-1234-4abc-8def-0123456789ab`);
     expect(response.status).toBe(504);
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
     const body = (await response.json()) as { error: { operation: string } };
     expectErrorBody(body, 'StorageTimeoutError');
     expect(body.error.operation).toBe('GET /files/{fileId}');
@@ -96,6 +97,18 @@ describe('local HTTP gateway', () => {
     const refused = await fetch(`${api}/files/x`);
     expect(refused.status).toBe(504);
     expectErrorBody(await refused.json(), 'StorageTimeoutError');
+  });
+
+  it('refuses a body far larger than any API request before passing anything on', async () => {
+    let reached = 0;
+    const api = await behind((res) => {
+      reached++;
+      res.writeHead(200).end();
+    });
+    const response = await fetch(`${api}/files`, { method: 'POST', body: 'x'.repeat(1024 * 1024) });
+    expect(response.status).toBe(413);
+    expectErrorBody(await response.json(), 'StorageFileSizeError');
+    expect(reached).toBe(0);
   });
 
   it('answers 504 when the functions take longer than the gateway waits', async () => {
