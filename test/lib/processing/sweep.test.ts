@@ -99,6 +99,15 @@ describe('sweep', () => {
     expect((await env.service.getFileInfo(OWNER, fileId)).status).toBe('ready');
   });
 
+  it("aborts a client's multipart upload left open past its link and grace, and no younger one", async () => {
+    const stale = await env.admin.send(new CreateMultipartUploadCommand({ Bucket: env.config.incomingBucket, Key: incomingKey('0b8a3c1e-0000-4000-8000-00000000beef') }));
+    const open = async () => ((await env.admin.send(new ListMultipartUploadsCommand({ Bucket: env.config.incomingBucket }))).Uploads ?? []).map((u) => u.UploadId);
+    await sweep(env.ctx, { now: afterLease() });
+    expect(await open()).toContain(stale.UploadId);
+    await sweep(env.ctx, { now: afterLink() });
+    expect(await open()).not.toContain(stale.UploadId);
+  });
+
   it('leaves alone a file whose run still holds its lease', async () => {
     const fileId = await lostUpload(wav(1000));
     await editManifest(fileId, (m) => {
