@@ -30,7 +30,6 @@ const PASSED_THROUGH = [
   'STORAGE_UPLOAD_GRACE_SECONDS',
 ];
 
-
 rmSync(join(root, '.build'), { recursive: true, force: true });
 const entries = Object.fromEntries(
   readdirSync(join(root, 'functions'))

@@ -19,7 +19,7 @@
  */
 import { join, resolve } from 'node:path';
 import { ConfigError, DEFAULT_BUCKETS, parseConfig, type StorageConfig } from '../lib/config.ts';
-import { deadLetterStore } from '../lib/processing/dead-letters.ts';
+import { deadLetterStore, letterForEvent } from '../lib/processing/dead-letters.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import { devSecretsFile, loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
 import { loadDotEnv } from './local/dot-env.ts';
@@ -145,14 +145,7 @@ queue = createEventQueue({
       log(`upload ${result.fileId ?? '(not an upload)'}: ${result.outcome}${result.reason ? ` (${result.reason})` : ''}`);
     }
   },
-  deadLetter: (event, error, attempts) =>
-    deadLetters.put({
-      version: '1.0',
-      timestamp: new Date().toISOString(),
-      requestContext: { condition: 'RetriesExhausted', approximateInvokeCount: attempts },
-      requestPayload: event,
-      responsePayload: error,
-    }),
+  deadLetter: (event, error, attempts) => deadLetters.put(letterForEvent(event, 'RetriesExhausted', error, attempts)),
   log,
 });
 for (const event of early.splice(0)) queue.accept(event);

@@ -43,38 +43,35 @@ export interface ReceivedLetter {
 }
 
 export interface DeadLetterStore {
-  readonly kind: 'sqs' | 'bucket';
   put(letter: DeadLetter): Promise<void>;
   /** Letters not yet acknowledged, at most `max`; a letter is seen at most once per call. */
   receive(max: number): AsyncGenerator<ReceivedLetter>;
 }
 
-/** The letter a run files for a file it gives up on: a record naming its upload, as a trigger would. */
-export function letterForUpload(
-  incomingBucket: string,
-  fileId: string,
-  condition: string,
-  error: { errorType: string; errorMessage: string },
-): DeadLetter {
+type LetterError = { errorType: string; errorMessage: string };
+
+/** The letter of an event that could not be handled (as Lambda's destination writes it). */
+export function letterForEvent(event: unknown, condition: string, error: LetterError, invokeCount?: number): DeadLetter {
   return {
     version: '1.0',
     timestamp: new Date().toISOString(),
-    requestContext: { condition, requestId: randomUUID() },
-    requestPayload: {
-      Records: [
-        {
-          eventSource: 'transcribo:storage',
-          eventName: 'ObjectCreated:Redrive',
-          s3: { bucket: { name: incomingBucket }, object: { key: incomingKey(fileId) } },
-        },
-      ],
-    },
+    requestContext: { condition, requestId: randomUUID(), ...(invokeCount !== undefined && { approximateInvokeCount: invokeCount }) },
+    requestPayload: event,
     responsePayload: error,
   };
 }
 
+/** The letter a run files for a file it gives up on: a record naming its upload, as a trigger would. */
+export function letterForUpload(incomingBucket: string, fileId: string, error: LetterError): DeadLetter {
+  const record = {
+    eventSource: 'transcribo:storage',
+    eventName: 'ObjectCreated:Redrive',
+    s3: { bucket: { name: incomingBucket }, object: { key: incomingKey(fileId) } },
+  };
+  return letterForEvent({ Records: [record] }, 'ProcessingFailed', error);
+}
+
 class BucketDeadLetters implements DeadLetterStore {
-  readonly kind = 'bucket';
   readonly #s3: S3Client;
   readonly #bucket: string;
 
@@ -116,7 +113,6 @@ class BucketDeadLetters implements DeadLetterStore {
 }
 
 class SqsDeadLetters implements DeadLetterStore {
-  readonly kind = 'sqs';
   readonly #sqs: SQSClient;
   readonly #queueUrl: string;
 

@@ -1,11 +1,12 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import type { StorageError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
 import { metrics, MetricUnit } from '../observability/metrics.ts';
-import { backend, isNotFound, toStorageError } from '../storage/backend-errors.ts';
-import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
-import { fileIdFromIncomingKey, finalKey, incomingKey } from '../storage/object-layout.ts';
+import { isNotFound, toStorageError } from '../storage/backend-errors.ts';
+import { removeStoredObject, removeUpload as removeUploadOf } from '../storage/file-objects.ts';
+import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
+import { fileIdFromIncomingKey, incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import { deadLetterStore, letterForUpload } from './dead-letters.ts';
 import type { ObjectCreatedRecord } from './event-records.ts';
@@ -56,12 +57,8 @@ export function processUploadRecord(ctx: StorageContext, record: ObjectCreatedRe
 export async function processFile(ctx: StorageContext, fileId: string, trigger: ProcessTrigger): Promise<ProcessOutcome> {
   const { config, manifests, pending } = ctx;
   const s3 = ctx.s3.internal;
-  const removeUpload = () =>
-    backend('deleteUpload', fileId, () =>
-      s3.send(new DeleteObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) })),
-    );
-  const removeFinalObject = () =>
-    backend('deleteObject', fileId, () => s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
+  const removeUpload = () => removeUploadOf(ctx, fileId, 'processUpload');
+  const removeFinalObject = () => removeStoredObject(ctx, fileId, 'processUpload');
 
   const changedMeanwhile: ProcessOutcome = { outcome: 'deferred', fileId, reason: 'changed by another run meanwhile' };
   const current = await manifests.read(fileId);
@@ -70,7 +67,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     return { outcome: 'skipped', fileId, reason: 'no such file (deleted or never created)' };
   }
   const { manifest } = current;
-  if (manifest.status === 'ready' || manifest.status === 'rejected' || manifest.status === 'expired') {
+  if (isSettled(manifest.status)) {
     await removeUpload();
     await pending.remove(fileId);
     return { outcome: 'skipped', fileId, reason: `already ${manifest.status}` };
@@ -219,7 +216,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
 /** Files the dead letter of a `failed` file: a record naming its upload, for redrive. */
 export async function fileDeadLetter(ctx: StorageContext, fileId: string, reason: string, error?: StorageError): Promise<void> {
   await deadLetterStore(ctx.config, ctx.s3.internal).put(
-    letterForUpload(ctx.config.incomingBucket, fileId, 'ProcessingFailed', { errorType: error?.name ?? 'ProcessingFailed', errorMessage: reason }),
+    letterForUpload(ctx.config.incomingBucket, fileId, { errorType: error?.name ?? 'ProcessingFailed', errorMessage: reason }),
   );
   metrics.addMetric('DeadLetters', MetricUnit.Count, 1);
   logger.error('dead letter filed', { fileId, reason });

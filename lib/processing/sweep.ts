@@ -1,17 +1,11 @@
-import { AbortMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { logger } from '../observability/logger.ts';
 import { metrics, MetricUnit } from '../observability/metrics.ts';
 import { backend } from '../storage/backend-errors.ts';
 import { listMultipartUploads, listObjects } from '../storage/bucket-listing.ts';
-import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
-import {
-  fileIdFromFinalKey,
-  fileIdFromIncomingKey,
-  FINAL_PREFIX,
-  finalKey,
-  INCOMING_PREFIX,
-  incomingKey,
-} from '../storage/object-layout.ts';
+import { removeStoredObject, removeUpload } from '../storage/file-objects.ts';
+import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
+import { fileIdFromFinalKey, fileIdFromIncomingKey, FINAL_PREFIX, INCOMING_PREFIX } from '../storage/object-layout.ts';
 import type { PendingMarker } from '../storage/pending-index.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import { fileDeadLetter, processFile, type ProcessOutcome } from './process-upload.ts';
@@ -92,8 +86,6 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     if (read === undefined) manifestCache.set(fileId, (read = manifests.read(fileId)));
     return read;
   };
-  const remove = (Bucket: string, Key: string, fileId: string) =>
-    backend('sweep', fileId, () => s3.send(new DeleteObjectCommand({ Bucket, Key })));
   const leaseLive = (manifest: Manifest) =>
     manifest.status === 'processing' && manifest.leaseUntil !== undefined && Date.parse(manifest.leaseUntil) > now;
 
@@ -108,8 +100,8 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
       if (now - uploadedAt.getTime() < leaseMs) return;
       const found = await readManifest(fileId);
       const status = found?.manifest.status;
-      if (status === undefined || status === 'ready' || status === 'rejected' || status === 'expired') {
-        await remove(config.incomingBucket, incomingKey(fileId), fileId);
+      if (status === undefined || isSettled(status)) {
+        await removeUpload(ctx, fileId, 'sweep');
         report.uploadsRemoved++;
         if (marker !== undefined && status !== undefined) await clearMarker(fileId);
       } else if (status === 'failed') {
@@ -122,7 +114,7 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     if (marker === undefined) return;
     if (marker.deleted) {
       if (now - marker.since.getTime() < 2 * leaseMs) return;
-      await remove(config.bucket, finalKey(fileId), fileId);
+      await removeStoredObject(ctx, fileId, 'sweep');
       report.debrisRemoved++;
       await clearMarker(fileId);
       return;

@@ -18,8 +18,13 @@ import { manifestKey } from './object-layout.ts';
  *   ready, rejected, expired: settled.
  */
 export const FILE_STATUSES = ['awaiting_upload', 'processing', 'ready', 'rejected', 'failed', 'expired'] as const;
-export const SETTLED_STATUSES: readonly FileStatus[] = ['ready', 'rejected', 'expired'];
 export type FileStatus = (typeof FILE_STATUSES)[number];
+const SETTLED_STATUSES: readonly (FileStatus | undefined)[] = ['ready', 'rejected', 'expired'];
+
+/** Nothing more will happen to the file but a delete. */
+export function isSettled(status: FileStatus | undefined): boolean {
+  return SETTLED_STATUSES.includes(status);
+}
 
 const manifestSchema = z.object({
   version: z.literal(1),

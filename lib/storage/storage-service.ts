@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import {
   RangeNotSatisfiableError,
   StorageFileNotFoundError,
@@ -14,9 +13,9 @@ import { sealRecording, storedAttributes } from '../processing/seal-recording.ts
 import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
-import { backend } from './backend-errors.ts';
-import { SETTLED_STATUSES, type FileStatus, type Manifest } from './manifest.ts';
-import { finalKey, incomingKey, isFileId } from './object-layout.ts';
+import { removeStoredObject, removeUpload } from './file-objects.ts';
+import { isSettled, type FileStatus, type Manifest } from './manifest.ts';
+import { incomingKey, isFileId } from './object-layout.ts';
 import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
 
@@ -118,8 +117,7 @@ export class StorageService {
         attempts: 1,
         leaseUntil: Lease.until(config.processing.leaseSeconds),
       };
-      const removeObject = () =>
-        backend('storeFile', fileId, () => this.#ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: finalKey(fileId) })));
+      const removeObject = () => removeStoredObject(this.#ctx, fileId, 'storeFile');
       await pending.add(fileId);
       const lease = new Lease(manifests, { manifest, etag: await manifests.create(manifest) }, config.processing.leaseSeconds);
       let sealed;
@@ -200,12 +198,9 @@ export class StorageService {
   deleteFile(owner: string, fileId: string): Promise<void> {
     return measured('DeleteFile', async () => {
       const manifest = await this.#ownedManifest(owner, fileId, 'deleteFile');
-      const { config, s3, manifests, pending } = this.#ctx;
-      const remove = (Bucket: string, Key: string) =>
-        backend('deleteFile', fileId, () => s3.internal.send(new DeleteObjectCommand({ Bucket, Key })));
-      const removeObjects = () => Promise.all([remove(config.bucket, finalKey(fileId)), remove(config.incomingBucket, incomingKey(fileId))]);
-      const settled = SETTLED_STATUSES.includes(manifest.status);
-      if (settled) {
+      const { manifests, pending } = this.#ctx;
+      const removeObjects = () => Promise.all([removeStoredObject(this.#ctx, fileId, 'deleteFile'), removeUpload(this.#ctx, fileId, 'deleteFile')]);
+      if (isSettled(manifest.status)) {
         // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
         await removeObjects();
         await manifests.delete(fileId);

@@ -1,0 +1,16 @@
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { backend } from './backend-errors.ts';
+import { finalKey, incomingKey } from './object-layout.ts';
+import type { StorageContext } from './storage-context.ts';
+
+/** A file's two objects, its upload and its stored recording, removed idempotently (gone already is fine). */
+
+export function removeUpload(ctx: StorageContext, fileId: string, operation: string): Promise<unknown> {
+  return backend(operation, fileId, () =>
+    ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.incomingBucket, Key: incomingKey(fileId) })),
+  );
+}
+
+export function removeStoredObject(ctx: StorageContext, fileId: string, operation: string): Promise<unknown> {
+  return backend(operation, fileId, () => ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId) })));
+}
