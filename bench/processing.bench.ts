@@ -8,6 +8,8 @@
  * peak RSS. Then 1 MiB range reads: decrypting only the touched frames against a plain
  * range GET of an unencrypted object.
  * Targets (issue 2): ratio ≤ 1.25; peak RSS ≤ 200 MB and flat from 100 MB to 1 GB.
+ * Every seal runs under a 3 s lease while another claimant tries the file each second (issue 6):
+ * a 1 GB run spans several leases and must keep its file.
  */
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -21,6 +23,7 @@ import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectC
 import { Upload } from '@aws-sdk/lib-storage';
 import { parse } from 'yaml';
 import { parseConfig } from '../lib/config.ts';
+import { processFile } from '../lib/processing/process-upload.ts';
 import { incomingKey } from '../lib/storage/object-layout.ts';
 import { createStorageContext } from '../lib/storage/storage-context.ts';
 import { StorageService } from '../lib/storage/storage-service.ts';
@@ -39,6 +42,8 @@ const env: NodeJS.ProcessEnv = {
   STORAGE_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
   STORAGE_AUTH_JWT_SECRET: randomBytes(32).toString('hex'),
   STORAGE_MAX_FILE_SIZE: String(2 ** 40),
+  // The shortest lease: every run spans several, so the bench also proves a long run keeps its file.
+  STORAGE_PROCESSING_LEASE_SECONDS: '3',
   POWERTOOLS_LOG_LEVEL: 'ERROR',
   POWERTOOLS_METRICS_DISABLED: 'true',
 };
@@ -82,6 +87,34 @@ async function job(...args: string[]): Promise<{ ms: number; cpuMs: number; maxR
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 
+/**
+ * While a seal runs, another claimant (what the sweep or a redelivered event would be) tries the
+ * same file every second, from this process. Every try must defer to the run's renewed lease: a
+ * takeover would mean a long run loses its file. Counts what it saw for the summary.
+ */
+const leaseWatch = { tries: 0, leasesSeen: new Set<string>(), takeovers: 0 };
+async function contested<T>(fileId: string, running: Promise<T>): Promise<T> {
+  let done = false;
+  const watching = (async () => {
+    while (!done) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (done) break;
+      const held = (await ctx.manifests.read(fileId))?.manifest;
+      if (held?.status !== 'processing') continue;
+      leaseWatch.leasesSeen.add(held.leaseUntil ?? '');
+      leaseWatch.tries++;
+      const outcome = await processFile(ctx, fileId, 'sweep');
+      if (outcome.outcome !== 'deferred') leaseWatch.takeovers++;
+    }
+  })();
+  try {
+    return await running;
+  } finally {
+    done = true;
+    await watching;
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const rows: string[] = [];
@@ -107,7 +140,7 @@ for (const sizeMb of sizesMb) {
     await s3.send(
       new CopyObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(created.fileId), CopySource: `${config.bucket}/${sourceKey}` }),
     );
-    const seal = await job('seal', created.fileId);
+    const seal = await contested(created.fileId, job('seal', created.fileId));
     seals.push(seal.ms);
     sealRss.push(seal.maxRssMb);
     sealCpu.push(seal.cpuMs);
@@ -158,6 +191,11 @@ console.log(
   `\n1 MiB range read (${reads} random offsets in 100 MB): plain GET ${fmt(median(plainMs), 2)} ms, ` +
     `decrypted ${fmt(median(decryptMs), 2)} ms, ratio ${fmt(summary.rangeRatio, 2)}`,
 );
+console.log(
+  `\nlease (${env.STORAGE_PROCESSING_LEASE_SECONDS} s, renewed every third): ${leaseWatch.tries} competing claims during the seals, ` +
+    `${leaseWatch.takeovers} took a file over; ${leaseWatch.leasesSeen.size} distinct lease deadlines seen`,
+);
+if (leaseWatch.takeovers > 0) throw new Error('a running seal lost its file to a competing claim: its lease was not kept');
 const rss = sizesMb.map((s) => summary[`peakRss_${s}MB`]!);
 console.log(`\ntargets: ratio ≤ 1.25 → ${sizesMb.map((s) => fmt(summary[`ratio_${s}MB`]!, 2)).join(', ')}; ` +
   `peak RSS ≤ 200 MB and flat → ${rss.map((r) => fmt(r, 0)).join(' MB, ')} MB`);

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 
 import { writeFileSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { incomingKey } from '../../lib/storage/object-layout.ts';
 import { wav } from '../support/audio-fixtures.ts';
+import { expectErrorBody } from '../support/api-client.ts';
 import { Client, sendToBucket, sha256 } from '../support/client-journey.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startIsolatedStack, type IsolatedStack } from '../support/isolated-stack.ts';
@@ -37,7 +39,7 @@ beforeAll(async () => {
     },
     async (minio) => {
       proxy = await startFaultProxy({ host: '127.0.0.1', port: minio.port });
-      proxy.slow((req) => req.method === 'GET' && (req.url ?? '').includes('/iso-incoming/uploads/'), 12 * MB);
+      proxy.slow(slowUploads, 12 * MB);
       return { STORAGE_PORT: String(proxy.port), STORAGE_PUBLIC_ENDPOINT: minio.endpoint };
     },
   );
@@ -65,6 +67,9 @@ function keepLogOnFailure(): void {
     process.stderr.write(`npm start's output: ${file}\n`);
   });
 }
+
+/** Processing reads uploads over a slow link (12 MiB/s), so a 50 MB run lasts long enough to be hit. */
+const slowUploads = (req: IncomingMessage) => req.method === 'GET' && (req.url ?? '').includes('/iso-incoming/uploads/');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -197,6 +202,29 @@ describe('fault runs against npm start on a real MinIO', { timeout: 180_000 }, (
     expect(await letters()).toEqual([]);
     await expectStoredAndClean([{ fileId, bytes }]);
     expectOnlyExplainedErrors();
+  });
+
+  it('a function that runs out of time answers the catalogue 504 through npm start, never a 200 with a stack', async () => {
+    keepLogOnFailure();
+    const bytes = wav(4 * MB);
+    const { fileId } = await client.upload(bytes);
+    await client.settled(fileId, { timeoutMs: 60_000 });
+    // Its stored object now comes over a link so slow (64 KiB/s) that a 4 MiB read outlives the function's 29 s.
+    proxy.slow((req) => req.method === 'GET' && (req.url ?? '').includes(`/files/${fileId}`), 64 * 1024);
+    try {
+      const started = Date.now();
+      const response = await client.call('GET', `/files/${fileId}/content`, { headers: { range: `bytes=0-${bytes.length - 1}` } });
+      const body = await response.text();
+      expect(response.status, body).toBe(504);
+      expectErrorBody(JSON.parse(body), 'StorageTimeoutError');
+      expect(body).not.toMatch(/stack|\/work\/|node_modules|Lambda timeout/);
+      // middy answers 3 s before the 29 s timeout, well before the gateway's own 32 s.
+      expect(Date.now() - started).toBeLessThan(31_000);
+    } finally {
+      proxy.slow(slowUploads, 12 * MB);
+    }
+    expect(await client.readBack(fileId, bytes.length)).toBe(sha256(bytes));
+    expectOnlyExplainedErrors(['504 StorageTimeoutError']);
   });
 
   it('events dropped entirely (webhook target down and its queue removed): the sweep finds the uploads', async () => {
