@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { playbackLinkKey } from './auth/playback-link.ts';
 import { parseKeyList, type KeyEncryptionKey } from './crypto/keyring.ts';
 
 /**
@@ -51,6 +52,8 @@ const fields = z.object({
     .pipe(z.array(z.enum(['mp3', 'wav', 'm4a'], { error: 'supported extensions are mp3, wav, m4a' })).min(1)),
   STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
   STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
+  // The longest a playback link lives (a client may ask for less): long enough to listen to an hour's recording.
+  STORAGE_PLAYBACK_LINK_TTL_SECONDS: z.coerce.number().int().min(60).max(24 * 3600).default(3600),
   STORAGE_PROCESSING_MAX_ATTEMPTS: positiveInt(3),
   // A run renews its lease every third of this, so a slow 1 GB run keeps it; a killed run's file is free again this soon.
   STORAGE_PROCESSING_LEASE_SECONDS: z.coerce.number().int().min(3).max(600).default(30),
@@ -107,6 +110,7 @@ export interface StorageConfig {
   allowedExtensions: readonly ('mp3' | 'wav' | 'm4a')[];
   uploadUrlTtlSeconds: number;
   maxResponseBytes: number;
+  playbackLinks: { maxTtlSeconds: number; key: Uint8Array };
   processing: { maxAttempts: number; leaseSeconds: number };
   sweep: { intervalSeconds: number; uploadGraceSeconds: number };
   /** SQS queue of dead letters; undefined keeps them in the final bucket. */
@@ -158,6 +162,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
     encryption = { enabled: true, keys, activeKeyId };
   }
 
+  const jwtSecret = new TextEncoder().encode(env.STORAGE_AUTH_JWT_SECRET);
   return {
     endpoint,
     publicEndpoint: env.STORAGE_PUBLIC_ENDPOINT ? new URL(env.STORAGE_PUBLIC_ENDPOINT).origin : endpoint,
@@ -173,13 +178,14 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
     allowedExtensions: env.STORAGE_ALLOWED_EXTENSIONS,
     uploadUrlTtlSeconds: env.STORAGE_UPLOAD_URL_TTL_SECONDS,
     maxResponseBytes: env.STORAGE_MAX_RESPONSE_BYTES,
+    playbackLinks: { maxTtlSeconds: env.STORAGE_PLAYBACK_LINK_TTL_SECONDS, key: playbackLinkKey(jwtSecret) },
     processing: {
       maxAttempts: env.STORAGE_PROCESSING_MAX_ATTEMPTS,
       leaseSeconds: env.STORAGE_PROCESSING_LEASE_SECONDS,
     },
     sweep: { intervalSeconds: env.STORAGE_SWEEP_INTERVAL_SECONDS, uploadGraceSeconds: env.STORAGE_UPLOAD_GRACE_SECONDS },
     deadLetterQueueUrl: env.STORAGE_DEAD_LETTER_QUEUE_URL,
-    jwtSecret: new TextEncoder().encode(env.STORAGE_AUTH_JWT_SECRET),
+    jwtSecret,
   };
 }
 

@@ -36,6 +36,11 @@ export class StorageError extends Error {
     this.timestamp = new Date().toISOString();
   }
 
+  /** Headers the response must carry besides the body (RFC 9110 asks some of them). */
+  get responseHeaders(): Record<string, string> {
+    return {};
+  }
+
   /** Message for the caller: the real one when it is the caller's business, a fixed one otherwise. */
   get publicMessage(): string {
     return this.expose ? this.message : GENERIC_MESSAGES[this.status] ?? 'The storage backend failed.';
@@ -112,6 +117,11 @@ export class ValidationError extends StorageError {
 /** A Range header that cannot be satisfied by the file's size. */
 export class RangeNotSatisfiableError extends ValidationError {
   override readonly status = 416;
+
+  /** RFC 9110 §15.5.17: a 416 says how large the file is, so a player can ask again within it. */
+  override get responseHeaders(): Record<string, string> {
+    return typeof this.details.total === 'number' ? { 'Content-Range': `bytes */${this.details.total}` } : {};
+  }
 }
 
 /** No bearer token, or one that does not verify. */

@@ -40,7 +40,7 @@ export function renderError(error: StorageError, requestId: string): APIGatewayP
   };
   return {
     statusCode: error.status,
-    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
+    headers: { ...error.responseHeaders, 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
     body: JSON.stringify(body),
   };
 }

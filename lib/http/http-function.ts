@@ -3,6 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { ownerFromAuthorization } from '../auth/bearer-token.ts';
+import { ownerFromPlaybackLink } from '../auth/playback-link.ts';
 import { loadConfig } from '../config.ts';
 import { logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
@@ -40,12 +41,21 @@ export function catalogueErrors(operation: string): MiddlewareObj<HttpEvent, Htt
   };
 }
 
-/** Verifies `Authorization: Bearer <JWT>` and names the owner in the context. */
-export function bearerAuth(): MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext> {
+/**
+ * Names the owner in the context from `Authorization: Bearer <JWT>`, or, where the route serves
+ * header-less clients, from a playback link's `?token=` bound to the file in the path.
+ */
+export function callerAuth(options: { playbackLinks: boolean }): MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext> {
   return {
     before: async (request) => {
-      const headers = request.event.headers ?? {};
-      request.context.owner = await ownerFromAuthorization(headers.authorization ?? headers.Authorization, loadConfig().jwtSecret);
+      const { headers = {}, queryStringParameters } = request.event;
+      const authorization = headers.authorization ?? headers.Authorization;
+      const link = queryStringParameters?.token;
+      const config = loadConfig();
+      request.context.owner =
+        options.playbackLinks && authorization === undefined && link !== undefined
+          ? await ownerFromPlaybackLink(config.playbackLinks.key, link, pathFileId(request.event))
+          : await ownerFromAuthorization(authorization, config.jwtSecret);
     },
   };
 }
@@ -58,12 +68,12 @@ export function bearerAuth(): MiddlewareObj<HttpEvent, HttpResult, Error, OwnerC
  */
 export const TIMEOUT_MARGIN_MS = 3_000;
 
-export function httpFunction(operation: string, handler: HttpHandler) {
+export function httpFunction(operation: string, handler: HttpHandler, options: { playbackLinks?: boolean } = {}) {
   return middy<HttpEvent, HttpResult, Error, OwnerContext>({ timeoutEarlyInMillis: TIMEOUT_MARGIN_MS })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .use(catalogueErrors(operation) as MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext>)
-    .use(bearerAuth())
+    .use(callerAuth({ playbackLinks: options.playbackLinks ?? false }))
     .handler(handler);
 }
 
@@ -87,4 +97,12 @@ export function jsonBody(event: HttpEvent, operation: string): unknown {
 
 export function pathFileId(event: HttpEvent): string {
   return event.pathParameters?.fileId ?? '';
+}
+
+/** The origin the caller reached the API at, for links it will follow back (API Gateway always says the scheme; a local run is http). */
+export function requestOrigin(event: HttpEvent): string {
+  const headers = event.headers ?? {};
+  const host = headers.host ?? headers.Host ?? event.requestContext.domainName;
+  const proto = (headers['x-forwarded-proto'] ?? 'http').split(',')[0]!.trim();
+  return `${proto}://${host}`;
 }

@@ -1,23 +1,35 @@
 import { ValidationError } from '../errors/catalogue.ts';
 import type { RangeRequest } from '../storage/storage-service.ts';
 
-/** Parses a single `Range: bytes=…` header (RFC 9110 §14.1.2). Several ranges at once are refused. */
-export function parseRangeHeader(header: string | undefined, fileId: string): RangeRequest | undefined {
+/**
+ * Reads a `Range` header as RFC 9110 §14.2 asks of a server:
+ * - a unit other than `bytes` is ignored (the request is served whole);
+ * - positions of any length are read, so `bytes=0-99999999999999999999` is a last position
+ *   past the end (clamped later), not an error;
+ * - several ranges are returned as they are; the service serves one part covering them.
+ * A `bytes` range that is not a range at all (`bytes=abc`) is refused with 400, which tells a
+ * hand-written client more than silently serving the whole file would.
+ */
+export function parseRangeHeader(header: string | undefined, fileId: string): RangeRequest[] | undefined {
   if (header === undefined || header.trim() === '') return undefined;
-  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  const unit = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=/.exec(header);
+  if (unit && unit[1]!.toLowerCase() !== 'bytes') return undefined;
   const invalid = () =>
-    new ValidationError('Range must be one range of the form bytes=start-end, bytes=start- or bytes=-suffix.', {
+    new ValidationError('Range must be bytes=start-end, bytes=start- or bytes=-suffix (several separated by commas).', {
       operation: 'getFile',
       fileId,
     });
-  if (!match) throw invalid();
-  const [, first = '', last = ''] = match;
-  if (first === '' && last === '') throw invalid();
-  if (first === '') return { suffix: Number(last) };
-  const start = Number(first);
-  if (!Number.isSafeInteger(start)) throw invalid();
-  if (last === '') return { start };
-  const end = Number(last);
-  if (!Number.isSafeInteger(end)) throw invalid();
-  return { start, end };
+  if (!unit) throw invalid();
+  const specs = header.slice(unit[0].length).split(',');
+  if (specs.length > 100) throw invalid();
+  return specs.map((spec) => {
+    const match = /^\s*(\d*)\s*-\s*(\d*)\s*$/.exec(spec);
+    if (!match) throw invalid();
+    const [, first = '', last = ''] = match;
+    if (first === '' && last === '') throw invalid();
+    // Number() of a long digit string is a huge float (or Infinity): past any end, which is what it means.
+    if (first === '') return { suffix: Number(last) };
+    return last === '' ? { start: Number(first) } : { start: Number(first), end: Number(last) };
+  });
 }
+

@@ -5,7 +5,7 @@
  */
 
 const SECRET_KEY = /(secret|password|token|authorization|signature|credential|wrapped.?key|data.?key|x-amz-security|policy|^key$|^keys$)/i;
-const SIGNED_QUERY = /([?&])(X-Amz-(Signature|Credential|Security-Token)|Signature|AWSAccessKeyId)=[^&\s"']*/gi;
+const SIGNED_QUERY = /([?&])(X-Amz-(Signature|Credential|Security-Token)|Signature|AWSAccessKeyId|token)=[^&\s"']*/gi;
 const BEARER = /Bearer\s+[A-Za-z0-9._~+/=-]+/g;
 
 export const REDACTED = '[redacted]';

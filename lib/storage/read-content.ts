@@ -45,8 +45,10 @@ export interface FramePrefetch {
 }
 
 export function prefetchFrames(ctx: StorageContext, fileId: string, range: RangeRequest): FramePrefetch | undefined {
-  if ('suffix' in range) return undefined;
-  const { firstFrame, lastFrame, cipherStart, cipherEndInclusive } = framesTouched(range.start, range.end, DEFAULT_FRAME_SIZE);
+  if ('suffix' in range || !Number.isSafeInteger(range.start)) return undefined;
+  // A last position past any file is read as "to the end", which is what it means.
+  const end = range.end !== undefined && Number.isSafeInteger(range.end) ? range.end : undefined;
+  const { firstFrame, lastFrame, cipherStart, cipherEndInclusive } = framesTouched(range.start, end, DEFAULT_FRAME_SIZE);
   const byteRange = `bytes=${cipherStart}-${cipherEndInclusive ?? ''}`;
   // A failed prefetch (a range past the end, say) is not an answer: the normal path decides.
   const response = ctx.s3.internal

@@ -7,6 +7,7 @@ import {
   StorageMetadataError,
   ValidationError,
 } from '../errors/catalogue.ts';
+import { signPlaybackLink } from '../auth/playback-link.ts';
 import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
@@ -62,6 +63,13 @@ export interface FileContent {
   /** The plaintext range served, when a range was asked for. */
   range: (ByteRange & { total: number }) | undefined;
   contentLength: number;
+}
+
+export interface PlaybackLink {
+  fileId: string;
+  /** Path and query of the link on the HTTP API: its token is in the query. */
+  path: string;
+  expiresAt: string;
 }
 
 type ReadyManifest = Manifest & { stored: NonNullable<Manifest['stored']> };
@@ -171,17 +179,21 @@ export class StorageService {
   }
 
   /**
-   * The plaintext as a stream, whole or for one inclusive byte range. A whole read fails its
-   * stream with `StorageFileCorruptedError` at the end if the SHA-256 differs.
+   * The plaintext as a stream, whole or for a byte range. A whole read fails its stream with
+   * `StorageFileCorruptedError` at the end if the SHA-256 differs. Several ranges are served as
+   * the one range that covers them, and `maxLength` shortens a range from its end: the range
+   * served (`content.range`) is what the caller must announce.
    */
-  getFile(owner: string, fileId: string, options: { range?: RangeRequest } = {}): Promise<FileContent> {
+  getFile(owner: string, fileId: string, options: { range?: RangeRequest | readonly RangeRequest[]; maxLength?: number } = {}): Promise<FileContent> {
     return measured('GetFile', async () => {
-      const prefetch = options.range && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, options.range) : undefined;
+      const specs = options.range === undefined ? undefined : ([] as RangeRequest[]).concat(options.range);
+      const single = specs?.length === 1 ? bounded(specs[0]!, options.maxLength) : undefined;
+      const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
       let manifest: ReadyManifest;
       let range: ByteRange | undefined;
       try {
         manifest = await this.#readyManifest(owner, fileId, 'getFile');
-        range = options.range === undefined ? undefined : resolveRange(options.range, manifest.stored.size, fileId);
+        range = specs === undefined ? undefined : resolveRange(specs, manifest.stored.size, fileId, options.maxLength);
       } catch (error) {
         prefetch?.discard();
         throw error;
@@ -191,6 +203,23 @@ export class StorageService {
       const contentLength = range ? range.end - range.start + 1 : total;
       metrics.addMetric('BytesRead', MetricUnit.Bytes, contentLength);
       return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
+    });
+  }
+
+  /**
+   * A playback link's token for a ready file: what `<audio src>` and other header-less clients
+   * use (lib/auth/playback-link.ts). At most `STORAGE_PLAYBACK_LINK_TTL_SECONDS`, the default.
+   */
+  createPlaybackLink(owner: string, fileId: string, options: { expiresInSeconds?: number } = {}): Promise<PlaybackLink> {
+    return measured('CreatePlaybackLink', async () => {
+      const { maxTtlSeconds, key } = this.#ctx.config.playbackLinks;
+      const ttl = options.expiresInSeconds ?? maxTtlSeconds;
+      if (!Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds) {
+        throw new ValidationError(`expiresIn must be a whole number of seconds from 1 to ${maxTtlSeconds}.`, { operation: 'createPlaybackLink', fileId });
+      }
+      await this.#readyManifest(owner, fileId, 'createPlaybackLink');
+      const { token, expiresAt } = await signPlaybackLink(key, owner, fileId, ttl);
+      return { fileId, path: `/files/${fileId}/content?token=${token}`, expiresAt: expiresAt.toISOString() };
     });
   }
 
@@ -274,19 +303,35 @@ function newManifest(
 /** A byte range as HTTP states it: `start-end`, `start-` (open end) or `-suffix` (last bytes). */
 export type RangeRequest = { start: number; end?: number } | { suffix: number };
 
-function resolveRange(request: RangeRequest, total: number, fileId: string): ByteRange {
-  const unsatisfiable = () =>
-    new RangeNotSatisfiableError(`Range cannot be satisfied; the file has ${total} bytes.`, {
+/** A range that starts at a position, shortened to `maxLength` bytes; other ranges as they are. */
+function bounded(request: RangeRequest, maxLength: number | undefined): RangeRequest {
+  if ('suffix' in request || maxLength === undefined) return request;
+  const end = Math.min(request.end ?? Infinity, request.start + maxLength - 1);
+  return Number.isFinite(end) ? { start: request.start, end } : { start: request.start };
+}
+
+/**
+ * RFC 9110 §14.1.2 and §15.3.7: each range is clamped to the file; those that cannot be
+ * satisfied (first position past the end, a last position before the first, an empty suffix)
+ * are dropped, and 416 answers only when none is left. What remains is served as one part
+ * covering it, shortened to `maxLength` from its start.
+ */
+function resolveRange(requests: readonly RangeRequest[], total: number, fileId: string, maxLength?: number): ByteRange {
+  const satisfiable = requests.flatMap((request): ByteRange[] => {
+    if ('suffix' in request) return request.suffix > 0 ? [{ start: Math.max(0, total - request.suffix), end: total - 1 }] : [];
+    if (request.start >= total || (request.end !== undefined && request.end < request.start)) return [];
+    return [{ start: request.start, end: Math.min(request.end ?? total - 1, total - 1) }];
+  });
+  if (satisfiable.length === 0) {
+    throw new RangeNotSatisfiableError(`Range cannot be satisfied; the file has ${total} bytes.`, {
       operation: 'getFile',
       fileId,
       details: { total },
     });
-  if ('suffix' in request) {
-    if (request.suffix <= 0 || total === 0) throw unsatisfiable();
-    return { start: Math.max(0, total - request.suffix), end: total - 1 };
   }
-  if (request.start >= total || (request.end !== undefined && request.end < request.start)) throw unsatisfiable();
-  return { start: request.start, end: Math.min(request.end ?? total - 1, total - 1) };
+  const start = Math.min(...satisfiable.map((r) => r.start));
+  const end = Math.max(...satisfiable.map((r) => r.end));
+  return { start, end: maxLength === undefined ? end : Math.min(end, start + maxLength - 1) };
 }
 
 export function toFileInfo(manifest: Manifest): FileInfo {

@@ -33,7 +33,11 @@ export interface ApiRequest {
   headers?: Record<string, string>;
 }
 
+/** A path may carry a query (`/files/x/content?token=…`): API Gateway splits it off as v2 does. */
 export function apiEvent(request: ApiRequest): APIGatewayProxyEventV2 {
+  const [path, query = ''] = request.path.split('?') as [string, string?];
+  request = { ...request, path };
+  const queryStringParameters = Object.fromEntries(new URLSearchParams(query));
   const headers: Record<string, string> = { host: 'localhost:3000', ...request.headers };
   if (request.token !== undefined) headers.authorization = `Bearer ${request.token}`;
   if (request.body !== undefined) headers['content-type'] = 'application/json';
@@ -42,7 +46,7 @@ export function apiEvent(request: ApiRequest): APIGatewayProxyEventV2 {
     version: '2.0',
     routeKey,
     rawPath: request.path,
-    rawQueryString: '',
+    rawQueryString: query,
     headers,
     requestContext: {
       accountId: '000000000000',
@@ -57,6 +61,7 @@ export function apiEvent(request: ApiRequest): APIGatewayProxyEventV2 {
       timeEpoch: Date.now(),
     },
     ...(request.fileId !== undefined && { pathParameters: { fileId: request.fileId } }),
+    ...(query !== '' && { queryStringParameters }),
     ...(request.body !== undefined && { body: request.body }),
     isBase64Encoded: false,
   };

@@ -4,20 +4,32 @@ import { parseRangeHeader } from '../../../lib/http/range-header.ts';
 
 describe('parseRangeHeader', () => {
   it.each([
-    ['bytes=0-99', { start: 0, end: 99 }],
-    ['bytes=100-', { start: 100 }],
-    ['bytes=-5', { suffix: 5 }],
-    [' BYTES = 1 - 2 ', { start: 1, end: 2 }],
+    ['bytes=0-99', [{ start: 0, end: 99 }]],
+    ['bytes=100-', [{ start: 100 }]],
+    ['bytes=0-', [{ start: 0 }]],
+    ['bytes=-5', [{ suffix: 5 }]],
+    [' BYTES = 1 - 2 ', [{ start: 1, end: 2 }]],
+    ['bytes=0-1, 5-6,-3', [{ start: 0, end: 1 }, { start: 5, end: 6 }, { suffix: 3 }]],
   ])('reads %s', (header, expected) => {
     expect(parseRangeHeader(header, 'f')).toEqual(expected);
   });
 
-  it('treats no header as no range', () => {
+  it('reads positions of any length as numbers past any file, not as errors', () => {
+    const [range] = parseRangeHeader('bytes=0-99999999999999999999', 'f')!;
+    expect(range).toMatchObject({ start: 0 });
+    expect((range as { end: number }).end).toBeGreaterThan(Number.MAX_SAFE_INTEGER);
+    const [late] = parseRangeHeader('bytes=99999999999999999999-', 'f')!;
+    expect((late as { start: number }).start).toBeGreaterThan(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('ignores a unit other than bytes (RFC 9110 §14.2), and no header is no range', () => {
+    expect(parseRangeHeader('items=0-5', 'f')).toBeUndefined();
+    expect(parseRangeHeader('lines=1-2', 'f')).toBeUndefined();
     expect(parseRangeHeader(undefined, 'f')).toBeUndefined();
     expect(parseRangeHeader('', 'f')).toBeUndefined();
   });
 
-  it.each(['bytes=-', 'bytes=1-2,4-5', 'lines=1-2', 'bytes=a-b', 'bytes=99999999999999999999-'])('refuses %s', (header) => {
+  it.each(['bytes=-', 'bytes=a-b', 'bytes=1-2,', 'bytes', '=0-1', 'bytes=0-1-2'])('refuses %s', (header) => {
     expect(() => parseRangeHeader(header, 'f')).toThrow(ValidationError);
   });
 });
