@@ -101,7 +101,7 @@ export class StorageService {
         bucket: config.incomingBucket,
         key: incomingKey(fileId),
         size: request.size,
-        contentType: request.contentType,
+        contentType: request.uploadContentType,
         expiresInSeconds: config.uploadUrlTtlSeconds,
         fileId,
       });

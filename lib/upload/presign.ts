@@ -23,7 +23,8 @@ export interface PresignInput {
   bucket: string;
   key: string;
   size: number;
-  contentType: string;
+  /** Pinned (POST) or signed (PUT) when the client declared one; a client that knows no type sends none. */
+  contentType: string | undefined;
   expiresInSeconds: number;
   fileId: string;
 }
@@ -35,9 +36,9 @@ export async function presignPost(s3: S3Client, input: PresignInput): Promise<Pr
       Key: input.key,
       Conditions: [
         ['content-length-range', input.size, input.size],
-        ['eq', '$Content-Type', input.contentType],
+        ...(input.contentType === undefined ? [] : [['eq', '$Content-Type', input.contentType] as ['eq', string, string]]),
       ],
-      Fields: { 'Content-Type': input.contentType },
+      Fields: input.contentType === undefined ? {} : { 'Content-Type': input.contentType },
       Expires: input.expiresInSeconds,
     }),
   );
@@ -54,13 +55,13 @@ export async function presignPut(s3: S3Client, input: PresignInput): Promise<Pre
         ContentType: input.contentType,
         ContentLength: input.size,
       }),
-      { expiresIn: input.expiresInSeconds, signableHeaders: new Set(['content-type', 'content-length']) },
+      { expiresIn: input.expiresInSeconds, signableHeaders: new Set(input.contentType === undefined ? ['content-length'] : ['content-type', 'content-length']) },
     ),
   );
   return {
     method: 'PUT',
     url,
     // Content-Length is signed too, but clients cannot set it (browsers forbid it): the body's own length must match.
-    headers: { 'Content-Type': input.contentType },
+    headers: input.contentType === undefined ? {} : { 'Content-Type': input.contentType },
   };
 }

@@ -15,7 +15,7 @@ const bodySchema = z.strictObject({
     .min(1)
     .max(255)
     .refine((s) => !/[\u0000-\u001f\u007f/\\]/.test(s), 'must not contain control characters or slashes'),
-  contentType: z.string().min(1).max(100).transform((s) => s.toLowerCase().split(';')[0]!.trim()),
+  contentType: z.string().max(100).transform((s) => s.toLowerCase().split(';')[0]!.trim()),
   size: z.number().int().min(1, 'must be at least 1 byte'),
   sha256: z
     .string()
@@ -30,9 +30,18 @@ const bodySchema = z.strictObject({
   uploadMethod: z.enum(['POST', 'PUT']).default('POST'),
 });
 
+/**
+ * What browsers and phones say when they do not know a file's type: nothing, or "some bytes"
+ * (common for .m4a). The extension is allowed through; the magic bytes decide at processing.
+ */
+const GENERIC_TYPES = ['', 'application/octet-stream', 'binary/octet-stream'];
+
 export interface UploadRequest {
   filename: string;
+  /** The type the file is recorded with: the declared one, or the extension's own when the declared one says nothing. */
   contentType: string;
+  /** The type the client will send with its upload (signed or pinned by the policy); undefined when it sends none. */
+  uploadContentType: string | undefined;
   extension: AudioExtension;
   size: number;
   sha256?: string | undefined;
@@ -58,7 +67,8 @@ export function parseUploadRequest(input: unknown, config: Pick<StorageConfig, '
     );
   }
   const ext = extension as AudioExtension;
-  if (!CONTENT_TYPES[ext].includes(body.contentType)) {
+  const generic = GENERIC_TYPES.includes(body.contentType);
+  if (!generic && !CONTENT_TYPES[ext].includes(body.contentType)) {
     throw new ValidationError(
       `Content type "${body.contentType}" does not fit a .${ext} file; use one of ${CONTENT_TYPES[ext].join(', ')}.`,
       { operation: OPERATION },
@@ -70,5 +80,10 @@ export function parseUploadRequest(input: unknown, config: Pick<StorageConfig, '
       details: { size: body.size, limit: config.maxFileSize },
     });
   }
-  return { ...body, extension: ext };
+  return {
+    ...body,
+    extension: ext,
+    contentType: generic ? CONTENT_TYPES[ext][0]! : body.contentType,
+    uploadContentType: body.contentType === '' ? undefined : body.contentType,
+  };
 }

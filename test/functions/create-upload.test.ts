@@ -7,7 +7,8 @@ import { invoke } from '../support/handlers.ts';
 import { sendUpload } from '../support/http-client.ts';
 import { apiEvent } from '../support/lambda-events.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../support/minio-environment.ts';
-import { requestUpload } from '../support/file-flow.ts';
+import { handler as getInfo } from '../../functions/get-info.ts';
+import { notifyUploaded, requestUpload } from '../support/file-flow.ts';
 
 let env: MinioEnvironment;
 let token: string;
@@ -134,5 +135,38 @@ describe('the presigned upload, enforced by MinIO', () => {
     expect(wrongType.status).toBe(403);
     const ok = await sendUpload(upload, wav(2048));
     expect(ok.status).toBe(200);
+  });
+
+  it.each([
+    ['', 'POST'],
+    ['', 'PUT'],
+    ['application/octet-stream', 'POST'],
+    ['application/octet-stream', 'PUT'],
+  ])('accepts an allowed extension with type "%s" (%s): the magic bytes decide, and the sniffed type is stored', async (contentType, uploadMethod) => {
+    const bytes = wav(4096);
+    const created = await requestUpload(token, { filename: 'phone.wav', contentType, size: bytes.length, uploadMethod });
+    expect(created.status).toBe(201);
+    const sent = await sendUpload(created.json.upload, bytes);
+    expect(sent.status).toBeLessThan(300);
+    await notifyUploaded(env, created.json.fileId);
+    const { fileId } = created.json;
+    const info = await invoke(getInfo, apiEvent({ method: 'GET', path: `/files/${fileId}`, fileId, token }));
+    expect(info.json).toMatchObject({ status: 'ready', contentType: 'audio/wav' });
+  });
+
+  it('rejects a file of generic type whose magic bytes disagree with its extension', async () => {
+    const bytes = wav(4096);
+    const created = await requestUpload(token, { filename: 'voice memo.m4a', contentType: 'application/octet-stream', size: bytes.length });
+    expect(created.status).toBe(201);
+    await sendUpload(created.json.upload, bytes);
+    await notifyUploaded(env, created.json.fileId);
+    const { fileId } = created.json;
+    const info = await invoke(getInfo, apiEvent({ method: 'GET', path: `/files/${fileId}`, fileId, token }));
+    expect(info.json).toMatchObject({ status: 'rejected', reason: 'content is wav audio but the file was declared as m4a' });
+  });
+
+  it('still refuses a specific type that does not fit the extension, and a generic type on a disallowed extension', async () => {
+    expect((await requestUpload(token, { ...valid, contentType: 'video/mp4' })).status).toBe(400);
+    expect((await requestUpload(token, { ...valid, filename: 'x.exe', contentType: 'application/octet-stream' })).status).toBe(400);
   });
 });
