@@ -51,6 +51,8 @@ const fields = z.object({
     )
     .pipe(z.array(z.enum(['mp3', 'wav', 'm4a'], { error: 'supported extensions are mp3, wav, m4a' })).min(1)),
   STORAGE_UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(900),
+  // How long a resumable (multipart) upload may take from its creation: a phone on a bad network needs hours, not minutes.
+  STORAGE_MULTIPART_UPLOAD_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(24 * 3600),
   STORAGE_MAX_RESPONSE_BYTES: positiveInt(4 * MEBIBYTE),
   // The longest a playback link lives (a client may ask for less): long enough to listen to an hour's recording.
   STORAGE_PLAYBACK_LINK_TTL_SECONDS: z.coerce.number().int().min(60).max(24 * 3600).default(3600),
@@ -109,6 +111,7 @@ export interface StorageConfig {
   maxFileSize: number;
   allowedExtensions: readonly ('mp3' | 'wav' | 'm4a')[];
   uploadUrlTtlSeconds: number;
+  multipartUploadTtlSeconds: number;
   maxResponseBytes: number;
   playbackLinks: { maxTtlSeconds: number; key: Uint8Array };
   processing: { maxAttempts: number; leaseSeconds: number };
@@ -177,6 +180,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
     maxFileSize: env.STORAGE_MAX_FILE_SIZE,
     allowedExtensions: env.STORAGE_ALLOWED_EXTENSIONS,
     uploadUrlTtlSeconds: env.STORAGE_UPLOAD_URL_TTL_SECONDS,
+    multipartUploadTtlSeconds: env.STORAGE_MULTIPART_UPLOAD_TTL_SECONDS,
     maxResponseBytes: env.STORAGE_MAX_RESPONSE_BYTES,
     playbackLinks: { maxTtlSeconds: env.STORAGE_PLAYBACK_LINK_TTL_SECONDS, key: playbackLinkKey(jwtSecret) },
     processing: {

@@ -108,6 +108,12 @@ export class StorageFileNotReadyError extends StorageError {
   override readonly expose = true;
 }
 
+/** The file takes no more uploads: it is past awaiting one, or its upload window has closed. */
+export class UploadNotOpenError extends StorageError {
+  override readonly status = 409;
+  override readonly expose = true;
+}
+
 /** The request itself is malformed: bad JSON, a field out of range, a bad Range header. */
 export class ValidationError extends StorageError {
   override readonly status: number = 400;

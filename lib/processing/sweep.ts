@@ -24,8 +24,8 @@ import { fileDeadLetter, processFile, type ProcessOutcome } from './process-uplo
  * - A file deleted before it settled: once no run can still be writing (two leases after the
  *   delete), any object a run completed anyway is removed, then its marker.
  * - A multipart upload of a stored object older than one lease, whose file no live run holds,
- *   is aborted (a killed run's parts); one of the incoming bucket older than the upload link
- *   and its grace is aborted too.
+ *   is aborted (a killed run's parts). A client's resumable upload is aborted once its file no
+ *   longer awaits it: settled, deleted, or past its upload window and grace (then `expired`).
  *
  * Every action is a conditional write or an idempotent delete, and processing goes through the
  * same claim as any event: two sweeps at once, or a sweep beside a redelivered event, cannot
@@ -189,9 +189,30 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
       await abortMultipart(config.bucket, upload.key, upload.uploadId);
     })(fileId);
   }
+  // A client's multipart upload stays while its file can still take it; anything else is debris.
   for await (const upload of listMultipartUploads(s3, config.incomingBucket, INCOMING_PREFIX)) {
-    if (now - upload.initiated.getTime() < awaitingMs) continue;
-    await guarded(() => abortMultipart(config.incomingBucket, upload.key, upload.uploadId))(upload.key);
+    const age = now - upload.initiated.getTime();
+    if (age < leaseMs) continue;
+    const fileId = fileIdFromIncomingKey(upload.key);
+    await guarded(async () => {
+      if (fileId !== undefined) {
+        manifestCache.delete(fileId); // expiring above may have changed it
+        const found = await readManifest(fileId);
+        if (found !== undefined && uploadStillOpen(found.manifest, upload.uploadId, age)) return;
+      }
+      await abortMultipart(config.incomingBucket, upload.key, upload.uploadId);
+    })(fileId ?? upload.key);
+  }
+
+  /**
+   * A file awaiting its upload, within its upload window and grace, keeps the multipart upload
+   * bound to it; one it has not bound (a client that created it itself and has not sent a
+   * part yet, or a second one) is kept only as long as a single upload link would be.
+   */
+  function uploadStillOpen(manifest: Manifest, uploadId: string, age: number): boolean {
+    if (manifest.status !== 'awaiting_upload') return false;
+    if (Date.parse(manifest.uploadExpiresAt) + config.sweep.uploadGraceSeconds * 1000 <= now) return false;
+    return manifest.multipart?.uploadId === uploadId || age < awaitingMs;
   }
 
   async function abortMultipart(Bucket: string, Key: string, UploadId: string): Promise<void> {

@@ -1,9 +1,9 @@
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { backend } from './backend-errors.ts';
+import { AbortMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { backend, isNotFound, toStorageError } from './backend-errors.ts';
 import { finalKey, incomingKey } from './object-layout.ts';
 import type { StorageContext } from './storage-context.ts';
 
-/** A file's two objects, its upload and its stored recording, removed idempotently (gone already is fine). */
+/** A file's two objects, its upload (or resumable upload) and its stored recording, removed idempotently (gone already is fine). */
 
 export function removeUpload(ctx: StorageContext, fileId: string, operation: string): Promise<unknown> {
   return backend(operation, fileId, () =>
@@ -13,4 +13,12 @@ export function removeUpload(ctx: StorageContext, fileId: string, operation: str
 
 export function removeStoredObject(ctx: StorageContext, fileId: string, operation: string): Promise<unknown> {
   return backend(operation, fileId, () => ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId) })));
+}
+
+export async function abortUpload(ctx: StorageContext, fileId: string, uploadId: string, operation: string): Promise<void> {
+  try {
+    await ctx.s3.internal.send(new AbortMultipartUploadCommand({ Bucket: ctx.config.incomingBucket, Key: incomingKey(fileId), UploadId: uploadId }));
+  } catch (error) {
+    if (!isNotFound(error)) throw toStorageError(error, operation, fileId);
+  }
 }

@@ -32,6 +32,8 @@ const manifestSchema = z.object({
   owner: z.string(),
   filename: z.string(),
   contentType: z.string(),
+  /** What the client said it sends with its upload, when that is not `contentType` itself (a generic type), or none. */
+  uploadContentType: z.string().optional(),
   extension: z.enum(['mp3', 'wav', 'm4a']),
   size: z.number().int().nonnegative(),
   declaredSha256: z.string().optional(),
@@ -42,6 +44,8 @@ const manifestSchema = z.object({
   updatedAt: z.string(),
   uploadExpiresAt: z.string(),
   attempts: z.number().int().nonnegative(),
+  /** A resumable upload (lib/upload/multipart-upload.ts): its part size, and its one S3 upload once bound. */
+  multipart: z.object({ partSize: z.number().int().positive(), uploadId: z.string().optional() }).optional(),
   leaseUntil: z.string().optional(),
   stored: z
     .object({

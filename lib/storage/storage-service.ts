@@ -13,9 +13,10 @@ import { Lease } from '../processing/lease.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
 import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
+import { MultipartUploads, partLayout, type PartLayout, type S3RequestToSign } from '../upload/multipart-upload.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
-import { removeStoredObject, removeUpload } from './file-objects.ts';
-import { isSettled, type FileStatus, type Manifest } from './manifest.ts';
+import { abortUpload, removeStoredObject, removeUpload } from './file-objects.ts';
+import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from './manifest.ts';
 import { incomingKey, isFileId } from './object-layout.ts';
 import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
@@ -45,7 +46,7 @@ export interface FileInfo {
 export interface CreatedUpload {
   fileId: string;
   status: FileStatus;
-  upload: PresignedUpload;
+  upload: PresignedUpload | ({ method: 'MULTIPART' } & PartLayout);
   expiresAt: string;
 }
 
@@ -76,9 +77,11 @@ type ReadyManifest = Manifest & { stored: NonNullable<Manifest['stored']> };
 
 export class StorageService {
   readonly #ctx: StorageContext;
+  readonly #multipart: MultipartUploads;
 
   constructor(ctx: StorageContext) {
     this.#ctx = ctx;
+    this.#multipart = new MultipartUploads(ctx);
   }
 
   get config() {
@@ -91,11 +94,17 @@ export class StorageService {
       const { config, s3, manifests } = this.#ctx;
       const request = parseUploadRequest(body, config);
       const fileId = randomUUID();
-      const manifest = newManifest(owner, fileId, request, 'awaiting_upload', config.uploadUrlTtlSeconds);
+      const multipart = request.uploadMethod === 'MULTIPART';
+      const manifest = newManifest(owner, fileId, request, 'awaiting_upload', multipart ? config.multipartUploadTtlSeconds : config.uploadUrlTtlSeconds);
+      if (multipart) manifest.multipart = { partSize: partLayout(request.size, request.partSize).partSize };
       const expiresAt = manifest.uploadExpiresAt;
       // Marker first: a manifest never exists without one, so the sweep can expire it if no upload comes.
       await this.#ctx.pending.add(fileId);
       await manifests.create(manifest);
+      if (multipart) {
+        // Parts are signed on demand (POST /files/{id}/parts), each for the part's exact size.
+        return { fileId, status: 'awaiting_upload', upload: { method: 'MULTIPART', ...partLayout(request.size, manifest.multipart!.partSize) }, expiresAt };
+      }
       const presign = request.uploadMethod === 'PUT' ? presignPut : presignPost;
       const upload = await presign(s3.presign, {
         bucket: config.incomingBucket,
@@ -206,6 +215,32 @@ export class StorageService {
     });
   }
 
+  /** Signed URLs for parts of a resumable upload (see lib/upload/multipart-upload.ts). */
+  presignParts(owner: string, fileId: string, partNumbers: readonly number[], uploadId?: string) {
+    return measured('PresignParts', async () =>
+      this.#multipart.presignParts(await this.#ownedVersion(owner, fileId, 'presignParts'), partNumbers, uploadId),
+    );
+  }
+
+  /** The parts of a resumable upload the storage server holds, for a client resuming. */
+  listParts(owner: string, fileId: string) {
+    return measured('ListParts', async () => this.#multipart.listParts(await this.#ownedVersion(owner, fileId, 'listParts')));
+  }
+
+  /** Completes a resumable upload once every part is there; processing follows as for any upload. */
+  completeUpload(owner: string, fileId: string): Promise<FileInfo> {
+    return measured('CompleteUpload', async () => {
+      const found = await this.#ownedVersion(owner, fileId, 'completeUpload');
+      await this.#multipart.complete(found);
+      return toFileInfo(found.manifest);
+    });
+  }
+
+  /** Signs one S3 request of this file's upload for a client that sends it itself (Uppy 6's signRequest). */
+  signS3Request(owner: string, fileId: string, request: S3RequestToSign) {
+    return measured('SignS3Request', async () => this.#multipart.signS3Request(await this.#ownedVersion(owner, fileId, 'signS3Request'), request));
+  }
+
   /**
    * A playback link's token for a ready file: what `<audio src>` and other header-less clients
    * use (lib/auth/playback-link.ts). At most `STORAGE_PLAYBACK_LINK_TTL_SECONDS`, the default.
@@ -228,7 +263,12 @@ export class StorageService {
     return measured('DeleteFile', async () => {
       const manifest = await this.#ownedManifest(owner, fileId, 'deleteFile');
       const { manifests, pending } = this.#ctx;
-      const removeObjects = () => Promise.all([removeStoredObject(this.#ctx, fileId, 'deleteFile'), removeUpload(this.#ctx, fileId, 'deleteFile')]);
+      const removeObjects = () =>
+        Promise.all([
+          removeStoredObject(this.#ctx, fileId, 'deleteFile'),
+          removeUpload(this.#ctx, fileId, 'deleteFile'),
+          manifest.multipart?.uploadId !== undefined && abortUpload(this.#ctx, fileId, manifest.multipart.uploadId, 'deleteFile'),
+        ]);
       if (isSettled(manifest.status)) {
         // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
         await removeObjects();
@@ -248,6 +288,10 @@ export class StorageService {
   }
 
   async #ownedManifest(owner: string, fileId: string, operation: string): Promise<Manifest> {
+    return (await this.#ownedVersion(owner, fileId, operation)).manifest;
+  }
+
+  async #ownedVersion(owner: string, fileId: string, operation: string): Promise<VersionedManifest> {
     if (!isFileId(fileId)) {
       throw new ValidationError('fileId must be a UUID.', { operation, details: { fileId: fileId.slice(0, 64) } });
     }
@@ -255,7 +299,7 @@ export class StorageService {
     if (found === undefined || found.manifest.owner !== owner) {
       throw new StorageFileNotFoundError('File not found.', { operation, fileId });
     }
-    return found.manifest;
+    return found;
   }
 
   async #readyManifest(owner: string, fileId: string, operation: string): Promise<ReadyManifest> {
@@ -288,6 +332,7 @@ function newManifest(
     owner,
     filename: request.filename,
     contentType: request.contentType,
+    ...(request.uploadContentType !== undefined && request.uploadContentType !== request.contentType && { uploadContentType: request.uploadContentType }),
     extension: request.extension,
     size: request.size,
     ...(request.sha256 && { declaredSha256: request.sha256 }),

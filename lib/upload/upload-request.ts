@@ -27,8 +27,36 @@ const bodySchema = z.strictObject({
     .refine((m) => Object.keys(m).length <= 16, 'at most 16 entries')
     .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_LIMIT_BYTES, `at most ${METADATA_LIMIT_BYTES} bytes in all`)
     .optional(),
-  uploadMethod: z.enum(['POST', 'PUT']).default('POST'),
+  uploadMethod: z.enum(['POST', 'PUT', 'MULTIPART']).default('POST'),
+  /** For MULTIPART: the part size the client would like (bytes); the server may enlarge it. */
+  partSize: z.number().int().min(5 * 1024 * 1024, 'must be at least 5 MiB').max(5 * 1024 ** 3, 'must be at most 5 GiB').optional(),
 });
+
+/** `POST /files/{id}/parts`: which parts to sign, and (for a client that created the upload itself) its id. */
+export const partsRequestSchema = z.strictObject({
+  partNumbers: z.array(z.number().int().positive()).min(1).max(100),
+  uploadId: z.string().min(1).max(1024).optional(),
+});
+
+/** `POST /files/{id}/s3-requests`: the S3 request an S3-speaking client (Uppy 6's signRequest) wants signed. */
+export const s3RequestSchema = z.object({
+  method: z.enum(['PUT', 'POST', 'GET', 'DELETE']),
+  uploadId: z.string().min(1).max(1024).optional(),
+  partNumber: z.number().int().positive().optional(),
+  // Uppy also sends the key and content type; the key is the file's own, the type the declared one.
+  key: z.string().max(1024).optional(),
+  contentType: z.string().max(200).optional(),
+});
+
+/** Validates a small JSON request body with a schema, as a ValidationError naming what is wrong. */
+export function parseBody<T>(schema: z.ZodType<T>, input: unknown, operation: string): T {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+    throw new ValidationError(`Invalid request: ${issues.join('; ')}`, { operation, details: { issues } });
+  }
+  return result.data;
+}
 
 /**
  * What browsers and phones say when they do not know a file's type: nothing, or "some bytes"
@@ -46,7 +74,8 @@ export interface UploadRequest {
   size: number;
   sha256?: string | undefined;
   metadata?: Record<string, string> | undefined;
-  uploadMethod: 'POST' | 'PUT';
+  uploadMethod: 'POST' | 'PUT' | 'MULTIPART';
+  partSize?: number | undefined;
 }
 
 const OPERATION = 'createUpload';

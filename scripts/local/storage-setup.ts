@@ -40,7 +40,7 @@ export async function prepareStorage(s3: S3Client, buckets: { files: string; inc
           CORSRules: [
             {
               AllowedOrigins: ['*'],
-              AllowedMethods: ['POST', 'PUT'],
+              AllowedMethods: ['POST', 'PUT', 'GET', 'DELETE'],
               AllowedHeaders: ['*'],
               ExposeHeaders: ['ETag'],
               MaxAgeSeconds: 3000,

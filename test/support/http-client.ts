@@ -1,7 +1,8 @@
-import type { PresignedUpload } from '../../lib/upload/presign.ts';
+import type { CreatedUpload } from '../../lib/storage/storage-service.ts';
 
 /** Sends bytes to a presigned upload the way a web or mobile client would: plain fetch. */
-export async function sendUpload(upload: PresignedUpload, bytes: Uint8Array, filename = 'recording'): Promise<Response> {
+export async function sendUpload(upload: CreatedUpload['upload'], bytes: Uint8Array, filename = 'recording'): Promise<Response> {
+  if (upload.method === 'MULTIPART') throw new Error('a multipart upload is sent part by part (test/support/multipart-client.ts)');
   if (upload.method === 'PUT') {
     return fetch(upload.url, { method: 'PUT', headers: upload.headers, body: bytes });
   }
