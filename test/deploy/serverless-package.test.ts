@@ -14,7 +14,7 @@ import { apiEvent } from '../support/lambda-events.ts';
  */
 
 const root = resolve(import.meta.dirname, '..', '..');
-const FUNCTIONS = ['CreateUpload', 'GetInfo', 'GetSize', 'GetContent', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
+const FUNCTIONS = ['CreateUpload', 'PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request', 'GetInfo', 'GetSize', 'GetContent', 'CreateLink', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
 let template: any;
 
 beforeAll(async () => {
@@ -38,7 +38,7 @@ describe('npm run package', () => {
     expect(lambdas.sort()).toEqual(FUNCTIONS.map((f) => `${f}LambdaFunction`).sort());
     for (const name of FUNCTIONS) {
       expect(fn(name).Runtime).toBe('nodejs24.x');
-      expect(fn(name).Handler).toMatch(/^\.build\/functions\/[a-z-]+\.handler$/);
+      expect(fn(name).Handler).toMatch(/^\.build\/functions\/[a-z0-9-]+\.handler$/);
       expect(fn(name).Code.S3Key).toMatch(new RegExp(`${name[0]!.toLowerCase()}${name.slice(1)}\\.zip$`));
     }
   });
@@ -62,16 +62,30 @@ describe('npm run package', () => {
       .filter((r) => r.Type === 'AWS::ApiGatewayV2::Route')
       .map((r) => r.Properties.RouteKey)
       .sort();
-    expect(routes).toEqual(['DELETE /files/{fileId}', 'GET /files/{fileId}', 'GET /files/{fileId}/content', 'GET /files/{fileId}/size', 'POST /files']);
+    expect(routes).toEqual([
+      'DELETE /files/{fileId}',
+      'GET /files/{fileId}',
+      'GET /files/{fileId}/content',
+      'GET /files/{fileId}/parts',
+      'GET /files/{fileId}/size',
+      'POST /files',
+      'POST /files/{fileId}/complete',
+      'POST /files/{fileId}/links',
+      'POST /files/{fileId}/parts',
+      'POST /files/{fileId}/s3-requests',
+    ]);
   });
 
   it('gives each function a role of its own kind, limited to the S3 actions and keys it uses', () => {
     const s3Statements = (name: string) =>
       roleOf(name).Policies.flatMap((p: any) => p.PolicyDocument.Statement).filter((s: any) => s.Action.some((a: string) => a.startsWith('s3:')));
     const actions = (name: string) => [...new Set(s3Statements(name).flatMap((s: any) => s.Action))].sort();
-    expect(actions('CreateUpload')).toEqual(['s3:PutObject']);
+    const uploads = ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:ListMultipartUploadParts', 's3:PutObject'];
+    expect(actions('CreateUpload')).toEqual(uploads);
+    for (const name of ['PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request']) expect(fn(name).Role).toEqual(fn('CreateUpload').Role);
+    expect(fn('CreateLink').Role).toEqual(fn('GetContent').Role);
     expect(actions('GetInfo')).toEqual(['s3:GetObject', 's3:ListBucket']);
-    expect(actions('DeleteFile')).toEqual(['s3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+    expect(actions('DeleteFile')).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
     const processing = ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'];
     expect(actions('ProcessUpload')).toEqual(processing);
     expect(actions('Redrive')).toEqual(processing);

@@ -26,18 +26,23 @@ const OWNER = 'sweeper';
 const LEASE_S = 30;
 const TTL_S = 60;
 const GRACE_S = 10;
+const MULTIPART_TTL_S = 600;
 
 beforeAll(async () => {
   env = await prepareMinioEnvironment({
     STORAGE_PROCESSING_LEASE_SECONDS: String(LEASE_S),
     STORAGE_UPLOAD_URL_TTL_SECONDS: String(TTL_S),
     STORAGE_UPLOAD_GRACE_SECONDS: String(GRACE_S),
+    STORAGE_MULTIPART_UPLOAD_TTL_SECONDS: String(MULTIPART_TTL_S),
   });
 });
 afterAll(() => env.cleanup());
 
 const afterLease = () => Date.now() + (LEASE_S + 5) * 1000;
 const afterLink = () => Date.now() + (TTL_S + GRACE_S + 5) * 1000;
+const afterMultipartWindow = () => Date.now() + (MULTIPART_TTL_S + GRACE_S + 5) * 1000;
+const openUploads = async () =>
+  ((await env.admin.send(new ListMultipartUploadsCommand({ Bucket: env.config.incomingBucket }))).Uploads ?? []).map((u) => u.UploadId);
 
 /** A client's upload whose object-created event never arrives. */
 async function lostUpload(bytes: Buffer): Promise<string> {
@@ -99,13 +104,33 @@ describe('sweep', () => {
     expect((await env.service.getFileInfo(OWNER, fileId)).status).toBe('ready');
   });
 
-  it("aborts a client's multipart upload left open past its link and grace, and no younger one", async () => {
-    const stale = await env.admin.send(new CreateMultipartUploadCommand({ Bucket: env.config.incomingBucket, Key: incomingKey('0b8a3c1e-0000-4000-8000-00000000beef') }));
-    const open = async () => ((await env.admin.send(new ListMultipartUploadsCommand({ Bucket: env.config.incomingBucket }))).Uploads ?? []).map((u) => u.UploadId);
+  it('aborts a multipart upload whose file does not exist once a lease old, and no younger one', async () => {
+    const orphan = await env.admin.send(new CreateMultipartUploadCommand({ Bucket: env.config.incomingBucket, Key: incomingKey('0b8a3c1e-0000-4000-8000-00000000beef') }));
+    await sweep(env.ctx);
+    expect(await openUploads()).toContain(orphan.UploadId);
     await sweep(env.ctx, { now: afterLease() });
-    expect(await open()).toContain(stale.UploadId);
+    expect(await openUploads()).not.toContain(orphan.UploadId);
+  });
+
+  it('keeps a resumable upload while its file awaits it, then aborts it and marks the file expired after its window and grace', async () => {
+    const bytes = wav(6 * 1024 * 1024);
+    const created = await env.service.createUpload(OWNER, { filename: 'slow phone.wav', contentType: 'audio/wav', size: bytes.length, uploadMethod: 'MULTIPART' });
+    const { fileId } = created;
+    const signed = await env.service.presignParts(OWNER, fileId, [1]);
+    expect((await fetch(signed.parts[0]!.url, { method: 'PUT', body: bytes.subarray(0, signed.partSize) })).status).toBe(200);
+    // A second upload on the same key, never bound (a client that created one and went away).
+    const stray = await env.admin.send(new CreateMultipartUploadCommand({ Bucket: env.config.incomingBucket, Key: incomingKey(fileId) }));
+
+    // Well past a single upload link: the bound upload stays (its window is the multipart one), the stray one goes.
     await sweep(env.ctx, { now: afterLink() });
-    expect(await open()).not.toContain(stale.UploadId);
+    expect(await openUploads()).toContain(signed.uploadId);
+    expect(await openUploads()).not.toContain(stray.UploadId);
+    expect((await env.service.getFileInfo(OWNER, fileId)).status).toBe('awaiting_upload');
+
+    await sweep(env.ctx, { now: afterMultipartWindow() });
+    expect(await openUploads()).not.toContain(signed.uploadId);
+    expect((await env.service.getFileInfo(OWNER, fileId)).status).toBe('expired');
+    expect(await env.keys(env.config.bucket)).not.toContain(pendingKey(fileId));
   });
 
   it('leaves alone a file whose run still holds its lease', async () => {
