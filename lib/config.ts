@@ -39,7 +39,8 @@ const fields = z.object({
   STORAGE_ENCRYPTION_ENABLED: bool(true),
   STORAGE_ENCRYPTION_KEYS: z.string().optional(),
   STORAGE_ENCRYPTION_ACTIVE_KEY_ID: z.string().optional(),
-  STORAGE_MAX_FILE_SIZE: positiveInt(100 * MEBIBYTE),
+  // Two hours of 16 kHz mono WAV (an hour is about 115 MB): the guide's 100 MiB would refuse an ordinary one-hour recording.
+  STORAGE_MAX_FILE_SIZE: positiveInt(256 * MEBIBYTE),
   STORAGE_ALLOWED_EXTENSIONS: z
     .string()
     .default('mp3,wav,m4a')

@@ -11,7 +11,7 @@ describe('parseConfig', () => {
     expect(config).toMatchObject({
       endpoint: undefined,
       region: 'us-east-1',
-      maxFileSize: 100 * 1024 * 1024,
+      maxFileSize: 256 * 1024 * 1024,
       allowedExtensions: ['mp3', 'wav', 'm4a'],
       encryption: { enabled: true, activeKeyId: 'k1' },
       processing: { maxAttempts: 3, leaseSeconds: 30 },
