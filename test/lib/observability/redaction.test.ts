@@ -14,6 +14,14 @@ describe('log redaction', () => {
     expect(redactString('Authorization: Bearer eyJ.abc.def')).toBe(`Authorization: Bearer ${REDACTED}`);
   });
 
+  it("strips a playback link's token, wherever the link appears", () => {
+    const link = 'http://127.0.0.1:3000/files/0b8a3c1e-0000-4000-8000-00000000beef/content?token=eyJhbGciOiJIUzI1NiJ9.eyJmaWQiOiJ4In0.c2lnbmF0dXJl';
+    const clean = redactString(`following ${link} for the player`);
+    expect(clean).not.toContain('c2lnbmF0dXJl');
+    expect(clean).not.toContain('eyJmaWQiOiJ4In0');
+    expect(clean).toContain(`/content?token=${REDACTED} for the player`);
+  });
+
   it('drops secret-named fields and file bytes from what a real Powertools logger prints', () => {
     const lines: string[] = [];
     const logger = new Logger({ serviceName: 't', jsonReplacerFn: redactingReplacer, logLevel: 'DEBUG' });
