@@ -72,6 +72,8 @@ export interface UploadedPart {
 /** A request an S3-speaking client (Uppy 6's `signRequest`) wants signed. */
 export interface S3RequestToSign {
   method: 'PUT' | 'POST' | 'GET' | 'DELETE';
+  /** The key the client means to write; when given, it must be the file's own. */
+  key?: string | undefined;
   uploadId?: string | undefined;
   partNumber?: number | undefined;
 }
@@ -161,6 +163,9 @@ export class MultipartUploads {
     const expiresIn = this.#ctx.config.uploadUrlTtlSeconds;
     const signed = (presign: () => Promise<string>) => backend(operation, fileId, presign);
     const { method, uploadId, partNumber } = request;
+    if (request.key !== undefined && request.key !== Key) {
+      throw new ValidationError(`This file's uploads go to ${Key} and nowhere else.`, { operation, fileId });
+    }
 
     if (manifest.multipart === undefined) {
       if (method !== 'PUT' || uploadId !== undefined) {

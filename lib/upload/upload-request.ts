@@ -43,7 +43,7 @@ export const s3RequestSchema = z.object({
   method: z.enum(['PUT', 'POST', 'GET', 'DELETE']),
   uploadId: z.string().min(1).max(1024).optional(),
   partNumber: z.number().int().positive().optional(),
-  // Uppy also sends the key and content type; the key is the file's own, the type the declared one.
+  // Uppy also sends the key (which must be the file's own) and a content type (the declared one is signed instead).
   key: z.string().max(1024).optional(),
   contentType: z.string().max(200).optional(),
 });

@@ -184,5 +184,8 @@ describe('signing S3 requests for clients that speak S3 themselves (Uppy 6 signR
     expect((await fetch(signed.json.url, { method: 'PUT', headers: signed.json.headers, body: bytes })).status).toBe(200);
     expect((await sign(fileId, { method: 'POST' })).status).toBe(400);
     expect((await sign(fileId, { method: 'PATCH' })).status).toBe(400);
+    const elsewhere = await sign(fileId, { method: 'PUT', key: `uploads/${fileId}-short.wav` });
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.json.error.message).toMatch(/nowhere else/);
   });
 });
