@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { m4a, mp3, sha256, wav } from '../support/audio-fixtures.ts';
 import { ApiClient, expectErrorBody } from '../support/api-client.ts';
 import { sendUpload } from '../support/http-client.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../support/minio-environment.ts';
 import { startProduct, type RunningProduct } from '../support/running-product.ts';
-import { launchChromium, serveFolder } from '../support/browser.ts';
 
 /**
  * One file, one running product: MinIO's TRANSCRIBO webhook target can feed one `npm start`
- * at a time, so the HTTP and browser journeys share it.
+ * at a time, so the HTTP journeys share it (the browser's run on a stack of their own:
+ * test/e2e/browser.test.ts).
  *
  * The product as a client meets it: `npm start` (serverless-offline) on a real MinIO whose
  * webhook target TRANSCRIBO delivers object-created events to it; plain fetch for every call
@@ -138,31 +136,6 @@ describe('over HTTP against npm start on MinIO', { timeout: 60_000 }, () => {
     });
     expect(preflight.status).toBeLessThan(300);
     expect(preflight.headers.get('access-control-allow-origin')).toBeTruthy();
-  });
-
-  it('a real browser uploads straight to MinIO with the presigned form and reads the file back', async () => {
-    const page = await serveFolder(resolve(import.meta.dirname, '..', '..', 'examples'));
-    const browser = await launchChromium();
-    try {
-      const tab = await browser.newPage();
-      const token = await env.token('browser-user');
-      await tab.goto(`${page.origin}/browser-upload.html?api=${encodeURIComponent(product.api)}&token=${token}`);
-      const bytes = wav(180_000);
-      await tab.setInputFiles('#file', { name: 'voice memo.wav', mimeType: 'audio/wav', buffer: bytes });
-      await tab.click('#upload');
-      await tab.waitForFunction("['verified', 'mismatch', 'failed'].includes(document.getElementById('status').textContent)", null, {
-        timeout: 45_000,
-      });
-      const log = await tab.textContent('#log');
-      expect(await tab.textContent('#status'), log ?? '').toBe('verified');
-      // The ETag is readable from the page: CORS exposes it, as multipart uploads from browsers need.
-      expect(log).toMatch(/uploaded, ETag "?[0-9a-f]{32}/);
-      expect(log).toContain(`read back ${bytes.length} bytes, identical`);
-      await tab.screenshot({ path: join(tmpdir(), 'transcribo-browser-upload.png') });
-    } finally {
-      await browser.close();
-      await page.close();
-    }
   });
 
   it('processes uploads made while the functions were down once they are back (MinIO queues the events)', async () => {
