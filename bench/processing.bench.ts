@@ -10,10 +10,12 @@
  * Targets (issue 2): ratio ≤ 1.25; peak RSS ≤ 200 MB and flat from 100 MB to 1 GB.
  * Every seal runs under a 3 s lease while another claimant tries the file each second (issue 6):
  * a 1 GB run spans several leases and must keep its file.
+ * What clients do (issue 7, bench/client-paths.ts): a resumable upload of the largest size through
+ * the product, 4 parts at a time, against one presigned PutObject; the first audio byte and
+ * 1 MiB ranges through a playback link against presigned GETs of the ciphertext (goal ≤ 1.5×).
  */
-import { randomBytes } from 'node:crypto';
+import { env } from './bench-env.ts';
 import { execFile } from 'node:child_process';
-import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,26 +30,31 @@ import { incomingKey } from '../lib/storage/object-layout.ts';
 import { createStorageContext } from '../lib/storage/storage-context.ts';
 import { StorageService } from '../lib/storage/storage-service.ts';
 import { bundle } from '../scripts/bundle.ts';
+import { signBearerToken } from '../scripts/local/dev-token.ts';
+import {
+  firstByteTimes,
+  linkRangeReader,
+  median,
+  percentile,
+  playbackLinkPath,
+  presignedCiphertextUrl,
+  presignedRangeReader,
+  processUploaded,
+  putWhole,
+  sameAs,
+  timeRangeReads,
+  uploadMultipart,
+  type Caller,
+  type MultipartRun,
+} from './client-paths.ts';
+import { SyntheticRecording } from './synthetic-recording.ts';
 
 const run = promisify(execFile);
 const MB = 1_000_000;
 const sizesMb = (process.env.BENCH_SIZES_MB ?? '100,1000').split(',').map(Number);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const tag = randomBytes(3).toString('hex');
+const reads = Number(process.env.BENCH_READS ?? 30);
 
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  STORAGE_BUCKET: `bench-${tag}-files`,
-  STORAGE_INCOMING_BUCKET: `bench-${tag}-incoming`,
-  STORAGE_ENCRYPTION_KEYS: `bench:${randomBytes(32).toString('base64')}`,
-  STORAGE_AUTH_JWT_SECRET: randomBytes(32).toString('hex'),
-  STORAGE_MAX_FILE_SIZE: String(2 ** 40),
-  // The shortest lease: every run spans several, so the bench also proves a long run keeps its file.
-  STORAGE_PROCESSING_LEASE_SECONDS: '3',
-  POWERTOOLS_LOG_LEVEL: 'ERROR',
-  POWERTOOLS_METRICS_DISABLED: 'true',
-};
-if (!env.STORAGE_ENDPOINT) throw new Error('run through `npm run bench`, which starts MinIO');
 const config = parseConfig(env);
 const ctx = createStorageContext(config);
 const service = new StorageService(ctx);
@@ -55,25 +62,7 @@ const s3 = ctx.s3.internal;
 for (const Bucket of [config.bucket, config.incomingBucket]) await s3.send(new CreateBucketCommand({ Bucket }));
 
 /** A WAV-like body: a real header, then a random 1 MiB block repeated (MinIO does not compress). */
-function wavStream(size: number): Readable {
-  const block = randomBytes(1024 * 1024);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'ascii');
-  header.writeUInt32LE(Math.min(size - 8, 0xffffffff), 4);
-  header.write('WAVEfmt ', 8, 'ascii');
-  header.write('data', 36, 'ascii');
-  return Readable.from(
-    (function* () {
-      yield header;
-      let left = size - header.length;
-      while (left > 0) {
-        const chunk = block.subarray(0, Math.min(block.length, left));
-        left -= chunk.length;
-        yield chunk;
-      }
-    })(),
-  );
-}
+const wavStream = (size: number) => new SyntheticRecording(size).stream();
 
 // Jobs run as process-upload runs in Lambda: from a bundle (stripping TypeScript at load costs
 // ~30 MB of RSS) and with the Node options serverless.yml gives that function.
@@ -115,10 +104,52 @@ async function contested<T>(fileId: string, running: Promise<T>): Promise<T> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const rows: string[] = [];
 const summary: Record<string, number> = {};
+
+// What clients do (bench/client-paths.ts): the functions run in this process, as tests call them.
+const caller: Caller = { ctx, owner: 'bench', token: await signBearerToken(config.jwtSecret, 'bench') };
+const spread = (xs: number[]) => `median ${fmt(median(xs), 2).padStart(7)} ms, p95 ${fmt(percentile(xs, 95), 2).padStart(7)} ms`;
+
+// Resumable upload of the largest size, before anything else runs in this process, so that its
+// peak RSS is the uploads' own. Bodies are streamed; the multipart upload is then processed to
+// ready (untimed) and its SHA-256 checked.
+const uploadMb = Math.max(...sizesMb);
+const uploadRecording = new SyntheticRecording(uploadMb * MB);
+const rssBeforeUploads = process.memoryUsage().rss / 2 ** 20;
+const putMs: number[] = [];
+const multipartMs: number[] = [];
+// The same upload with parts of 64 MiB (a client may ask for larger parts): what the part size costs.
+const LARGE_PARTS = 64 * 2 ** 20;
+const largePartsMs: number[] = [];
+let lastMultipart: MultipartRun | undefined;
+let lastLargeParts: MultipartRun | undefined;
+const putKey = `bench/put-${uploadMb}`;
+const putOnce = async () => {
+  putMs.push(await putWhole(caller, uploadRecording, putKey));
+  await s3.send(new DeleteObjectCommand({ Bucket: config.incomingBucket, Key: putKey }));
+};
+const multipartOnce = async () => {
+  if (lastMultipart) await service.deleteFile('bench', lastMultipart.fileId);
+  lastMultipart = await uploadMultipart(caller, uploadRecording, { parallel: 4 });
+  multipartMs.push(lastMultipart.ms);
+};
+const largePartsOnce = async () => {
+  lastLargeParts = await uploadMultipart(caller, uploadRecording, { parallel: 4, partSize: LARGE_PARTS });
+  largePartsMs.push(lastLargeParts.ms);
+  await service.deleteFile('bench', lastLargeParts.fileId);
+};
+// Rounds rotate which goes first.
+for (let round = 0; round < rounds; round++) {
+  const order = [putOnce, multipartOnce, largePartsOnce];
+  for (let k = 0; k < order.length; k++) await order[(round + k) % order.length]!();
+}
+const uploadPeakRss = process.resourceUsage().maxRSS / 1024;
+const uploaded = await processUploaded(caller, lastMultipart!.fileId);
+const uploadedOk = uploaded.status === 'ready' && uploaded.size === uploadRecording.size && uploaded.sha256 === uploadRecording.sha256();
+if (!uploadedOk) throw new Error(`the multipart upload did not process to a ready, identical file: ${JSON.stringify(uploaded)}`);
+await service.deleteFile('bench', lastMultipart!.fileId);
 
 for (const sizeMb of sizesMb) {
   const size = sizeMb * MB;
@@ -159,37 +190,70 @@ for (const sizeMb of sizesMb) {
   await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: `bench/copy-${sizeMb}` }));
 }
 
-// 1 MiB range reads on a 100 MB file: decrypt only the frames touched vs a plain range GET.
+// Reads of a 100 MB file. The first audio byte: a media player's `bytes=0-` through a playback
+// link vs a presigned GET of the ciphertext. Then 1 MiB ranges at random offsets: the library
+// (decrypting only the frames touched) vs a plain range GET of the same plaintext stored
+// unencrypted; and the link vs a presigned range GET of the ciphertext. Plaintext reads are
+// checked byte for byte against the recording.
 const rangeSize = 100 * MB;
-const encrypted = await service.storeFile('bench', wavStream(rangeSize), { filename: 'r.wav', contentType: 'audio/wav', size: rangeSize });
-await new Upload({ client: s3, params: { Bucket: config.bucket, Key: 'bench/plain', Body: wavStream(rangeSize) } }).done();
+const rangeRecording = new SyntheticRecording(rangeSize);
+const encrypted = await service.storeFile('bench', rangeRecording.stream(), { filename: 'r.wav', contentType: 'audio/wav', size: rangeSize });
+await new Upload({ client: s3, params: { Bucket: config.bucket, Key: 'bench/plain', Body: rangeRecording.stream() } }).done();
+const firstByte = await firstByteTimes(caller, encrypted.fileId, reads, rangeRecording);
+summary.firstByteRatio = median(firstByte.linkMs) / median(firstByte.plainMs);
+
 const MiB = 1024 * 1024;
-const reads = 30;
 const offsets = Array.from({ length: reads }, () => Math.floor(Math.random() * (rangeSize - MiB)));
-const plainMs: number[] = [];
-const decryptMs: number[] = [];
-for (const start of offsets) {
-  let t = performance.now();
-  const plain = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: 'bench/plain', Range: `bytes=${start}-${start + MiB - 1}` }));
-  await plain.Body!.transformToByteArray();
-  plainMs.push(performance.now() - t);
-  t = performance.now();
-  const content = await service.getFile('bench', encrypted.fileId, { range: { start, end: start + MiB - 1 } });
-  const bytes = await buffer(content.stream);
-  decryptMs.push(performance.now() - t);
-  if (bytes.length !== MiB) throw new Error('range read returned the wrong length');
-}
+const linkPath = await playbackLinkPath(caller, encrypted.fileId);
+const ciphertextUrl = await presignedCiphertextUrl(caller, encrypted.fileId);
+const rangeMs = await timeRangeReads(
+  {
+    plain: async (start, end) => {
+      const plain = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: 'bench/plain', Range: `bytes=${start}-${end}` }));
+      return plain.Body!.transformToByteArray();
+    },
+    decrypted: async (start, end) => buffer((await service.getFile('bench', encrypted.fileId, { range: { start, end } })).stream),
+    link: linkRangeReader(linkPath, encrypted.fileId),
+    ciphertext: presignedRangeReader(ciphertextUrl),
+  },
+  offsets,
+  MiB,
+  { plain: sameAs(rangeRecording, 'plain GET'), decrypted: sameAs(rangeRecording, 'library'), link: sameAs(rangeRecording, 'link') },
+);
 await service.deleteFile('bench', encrypted.fileId);
 await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: 'bench/plain' }));
-summary.rangeRatio = median(decryptMs) / median(plainMs);
+summary.rangeRatio = median(rangeMs.decrypted) / median(rangeMs.plain);
+summary.linkRangeRatio = median(rangeMs.link) / median(rangeMs.ciphertext);
 await rm(jobDir, { recursive: true, force: true });
 
 console.log(`\nTranscribo storage bench — Node ${process.version}, jobs run with ${nodeOptions.join(' ')}, ${rounds} rounds, medians\n`);
 console.log('processing (inspect + SHA-256 + AES-256-GCM frames + multipart) vs plain streamed copy:');
 for (const row of rows) console.log(`  ${row}`);
+const uploadMbps = (xs: number[]) => fmt(uploadRecording.size / MB / (median(xs) / 1000)).padStart(6);
+const multipartRow = (name: string, run: MultipartRun, xs: number[]) =>
+  `  ${name.padEnd(28)} ${fmt(median(xs), 0).padStart(6)} ms ${uploadMbps(xs)} MB/s | ratio ${fmt(median(xs) / median(putMs), 2)} (time, multipart / PutObject) | ` +
+  `${run.partCount} parts of ${fmt(run.partSize / 2 ** 20, 0)} MiB, URLs from ${run.presignRequests} POST /files/{id}/parts, complete ${fmt(run.completeMs, 0)} ms`;
 console.log(
-  `\n1 MiB range read (${reads} random offsets in 100 MB): plain GET ${fmt(median(plainMs), 2)} ms, ` +
-    `decrypted ${fmt(median(decryptMs), 2)} ms, ratio ${fmt(summary.rangeRatio, 2)}`,
+  `\nupload of ${uploadMb} MB, streamed with fetch: the product's multipart (POST /files MULTIPART, part URLs signed by the product in batches of 20, ` +
+    `4 part PUTs at a time, POST /files/{id}/complete) vs one presigned PutObject of the same bytes:`,
+);
+console.log(`  ${'PutObject'.padEnd(28)} ${fmt(median(putMs), 0).padStart(6)} ms ${uploadMbps(putMs)} MB/s`);
+console.log(multipartRow('multipart, default part size', lastMultipart!, multipartMs));
+console.log(multipartRow('multipart, 64 MiB parts asked', lastLargeParts!, largePartsMs));
+console.log(
+  `  bench process RSS ${fmt(rssBeforeUploads, 0)} MB before the uploads, peak ${fmt(uploadPeakRss, 0)} MB after them; ` +
+    `the default-part upload processed: ${uploaded.status}, SHA-256 ${uploadedOk ? 'matches' : 'differs'}`,
+);
+console.log(
+  `\nfirst audio byte of a 100 MB file (${reads} runs each, alternating; link: get-content handler invoked in-process with an API Gateway v2 event, ` +
+    `no HTTP hop, 'Range: bytes=0-' answered 206 with ${fmt(firstByte.linkBytes / 2 ** 20, 1)} MiB, buffered as in Lambda; presigned: fetch over HTTP to its first body chunk):`,
+);
+console.log(`  link ${spread(firstByte.linkMs)} | presigned GET ${spread(firstByte.plainMs)} | ratio ${fmt(summary.firstByteRatio, 2)} (medians)`);
+console.log(`\n1 MiB range read (${reads} random offsets in 100 MB, every reader at each offset, taking turns):`);
+console.log(`  plain GET ${fmt(median(rangeMs.plain), 2)} ms, decrypted ${fmt(median(rangeMs.decrypted), 2)} ms, ratio ${fmt(summary.rangeRatio, 2)} (library vs SDK GET of the plaintext)`);
+console.log(
+  `  link ${spread(rangeMs.link)} | presigned range GET of the ciphertext ${spread(rangeMs.ciphertext)} | ` +
+    `ratio ${fmt(summary.linkRangeRatio, 2)} (medians; p95 ${fmt(percentile(rangeMs.link, 95) / percentile(rangeMs.ciphertext, 95), 2)}) → goal ≤ 1.5 ${summary.linkRangeRatio <= 1.5 ? 'met' : 'NOT met'}`,
 );
 console.log(
   `\nlease (${env.STORAGE_PROCESSING_LEASE_SECONDS} s, renewed every third): ${leaseWatch.tries} competing claims during the seals, ` +
@@ -198,4 +262,5 @@ console.log(
 if (leaseWatch.takeovers > 0) throw new Error('a running seal lost its file to a competing claim: its lease was not kept');
 const rss = sizesMb.map((s) => summary[`peakRss_${s}MB`]!);
 console.log(`\ntargets: ratio ≤ 1.25 → ${sizesMb.map((s) => fmt(summary[`ratio_${s}MB`]!, 2)).join(', ')}; ` +
-  `peak RSS ≤ 200 MB and flat → ${rss.map((r) => fmt(r, 0)).join(' MB, ')} MB`);
+  `peak RSS ≤ 200 MB and flat → ${rss.map((r) => fmt(r, 0)).join(' MB, ')} MB; ` +
+  `link 1 MiB range ≤ 1.5× a presigned GET → ${fmt(summary.linkRangeRatio, 2)}`);
