@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { UploadNotOpenError, ValidationError } from '../errors/catalogue.ts';
-import { backend } from '../storage/backend-errors.ts';
+import { backend, isNotFound, toStorageError } from '../storage/backend-errors.ts';
 import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
 import { incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
@@ -246,6 +246,16 @@ export class MultipartUploads {
     }
     const Bucket = this.#ctx.config.incomingBucket;
     const Key = incomingKey(fileId);
+    // A client's own upload id is bound only if the storage server knows it on this key: a wrong one
+    // bound would leave the file with an upload no part can join.
+    if (proposed !== undefined) {
+      try {
+        await this.#ctx.s3.internal.send(new ListPartsCommand({ Bucket, Key, UploadId: proposed, MaxParts: 1 }));
+      } catch (error) {
+        if (isNotFound(error)) throw new ValidationError('uploadId is not an upload of this file.', { operation, fileId });
+        throw toStorageError(error, operation, fileId);
+      }
+    }
     const uploadId =
       proposed ??
       (await backend(operation, fileId, () =>

@@ -141,6 +141,10 @@ describe('signing S3 requests for clients that speak S3 themselves (Uppy 6 signR
   it('create, parts, list, complete, each sent by the client to the storage server: ready and byte-identical', async () => {
     const bytes = wav(11 * MiB);
     const { fileId } = await createMultipart(bytes);
+    // An upload id the storage server does not know on this key is never bound.
+    const unknown = await sign(fileId, { method: 'PUT', uploadId: 'not-an-upload', partNumber: 1 });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error.message).toMatch(/not an upload of this file/);
     const create = await sign(fileId, { method: 'POST', key: incomingKey(fileId) });
     expect(create.status).toBe(200);
     const created = await fetch(create.json.url, { method: 'POST', headers: create.json.headers });
