@@ -47,7 +47,7 @@ export async function signPlaybackLink(key: Uint8Array, owner: string, fileId: s
 export async function ownerFromPlaybackLink(key: Uint8Array, token: string, fileId: string): Promise<string> {
   let payload;
   try {
-    ({ payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], audience: AUDIENCE }));
+    ({ payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], audience: AUDIENCE, requiredClaims: ['exp', 'sub', 'fid'] }));
   } catch (error) {
     const reason = error instanceof joseErrors.JWTExpired ? 'The link has expired; ask for a new one.' : 'The link is not valid.';
     throw new UnauthorizedError(reason, { operation, fileId, details: { code: (error as { code?: string }).code } });

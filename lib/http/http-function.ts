@@ -103,6 +103,7 @@ export function pathFileId(event: HttpEvent): string {
 export function requestOrigin(event: HttpEvent): string {
   const headers = event.headers ?? {};
   const host = headers.host ?? headers.Host ?? event.requestContext.domainName;
-  const proto = (headers['x-forwarded-proto'] ?? 'http').split(',')[0]!.trim();
+  // Only ever http or https, whatever a client writes in the header.
+  const proto = (headers['x-forwarded-proto'] ?? 'http').split(',')[0]!.trim() === 'http' ? 'http' : 'https';
   return `${proto}://${host}`;
 }

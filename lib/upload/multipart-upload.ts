@@ -2,13 +2,14 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
   ListPartsCommand,
   UploadPartCommand,
   type Part,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { UploadNotOpenError, ValidationError } from '../errors/catalogue.ts';
-import { backend, isNotFound, toStorageError } from '../storage/backend-errors.ts';
+import { StorageFileNotFoundError, UploadNotOpenError, ValidationError } from '../errors/catalogue.ts';
+import { backend, httpStatusOf, isNotFound, toStorageError } from '../storage/backend-errors.ts';
 import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
 import { incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
@@ -95,7 +96,9 @@ export class MultipartUploads {
     }
     for (const n of partNumbers) this.#checkPartNumber(found.manifest, layout, n, 'presignParts');
     const bound = await this.#bind(found, multipart, uploadId, 'presignParts');
-    const expiresIn = this.#ctx.config.uploadUrlTtlSeconds;
+    // A part URL never outlives the file's upload window: a part sent later could not be completed.
+    const windowLeft = Math.floor((Date.parse(found.manifest.uploadExpiresAt) - Date.now()) / 1000);
+    const expiresIn = Math.max(1, Math.min(this.#ctx.config.uploadUrlTtlSeconds, windowLeft));
     const parts = await Promise.all(
       [...new Set(partNumbers)].map(async (partNumber): Promise<PresignedPart> => {
         const size = sizeOfPart(partNumber, found.manifest.size, layout.partSize);
@@ -108,8 +111,13 @@ export class MultipartUploads {
   /** The parts the storage server holds so far, for a client resuming. */
   async listParts(found: VersionedManifest) {
     const { multipart, layout } = this.#open(found, 'listParts');
-    const parts = multipart.uploadId === undefined ? [] : await this.#uploadedParts(found.manifest.fileId, multipart.uploadId);
-    return { uploadId: multipart.uploadId ?? null, ...layout, parts };
+    const held = multipart.uploadId === undefined ? [] : await this.#partsHeld(found, multipart.uploadId, 'listParts');
+    if (held === 'completed') {
+      // Completed, its event not handled yet: every part is in the object, and a client re-running its loop sends none again.
+      const parts = Array.from({ length: layout.partCount }, (_, i) => ({ partNumber: i + 1, size: sizeOfPart(i + 1, found.manifest.size, layout.partSize), etag: null }));
+      return { uploadId: multipart.uploadId!, ...layout, completed: true, parts };
+    }
+    return { uploadId: multipart.uploadId ?? null, ...layout, completed: false, parts: held };
   }
 
   /** Checks that every part is there at its exact size, then completes the upload: processing follows its event. */
@@ -119,7 +127,9 @@ export class MultipartUploads {
     if (multipart.uploadId === undefined) {
       throw new ValidationError('No part has been uploaded yet.', { operation: 'completeUpload', fileId });
     }
-    const parts = await this.#uploadedParts(fileId, multipart.uploadId);
+    const parts = await this.#partsHeld(found, multipart.uploadId, 'completeUpload');
+    // Completed already (a retry of a completion whose answer was lost): the same answer again.
+    if (parts === 'completed') return;
     const byNumber = new Map(parts.map((p) => [p.partNumber, p]));
     const problems: string[] = [];
     for (let n = 1; n <= layout.partCount; n++) {
@@ -252,7 +262,10 @@ export class MultipartUploads {
       try {
         await this.#ctx.s3.internal.send(new ListPartsCommand({ Bucket, Key, UploadId: proposed, MaxParts: 1 }));
       } catch (error) {
-        if (isNotFound(error)) throw new ValidationError('uploadId is not an upload of this file.', { operation, fileId });
+        const status = httpStatusOf(error);
+        if (isNotFound(error) || (status !== undefined && status >= 400 && status < 500)) {
+          throw new ValidationError('uploadId is not an upload of this file.', { operation, fileId });
+        }
         throw toStorageError(error, operation, fileId);
       }
     }
@@ -299,6 +312,28 @@ export class MultipartUploads {
         { expiresIn, signableHeaders: new Set(['content-length']) },
       ),
     );
+  }
+
+  /**
+   * The parts of the bound upload, or `completed` when it has become the upload object. An upload
+   * that is gone without an object was aborted (a client's signed abort, or the sweep): it is
+   * unbound, so that the next request for parts starts a new one, and the caller is told.
+   */
+  async #partsHeld(found: VersionedManifest, uploadId: string, operation: string): Promise<UploadedPart[] | 'completed'> {
+    const { fileId } = found.manifest;
+    try {
+      return await this.#uploadedParts(fileId, uploadId);
+    } catch (error) {
+      if (!(error instanceof StorageFileNotFoundError)) throw error;
+    }
+    try {
+      await this.#ctx.s3.internal.send(new HeadObjectCommand({ Bucket: this.#ctx.config.incomingBucket, Key: incomingKey(fileId) }));
+      return 'completed';
+    } catch (error) {
+      if (!isNotFound(error)) throw toStorageError(error, operation, fileId);
+    }
+    await this.#unbind(found);
+    throw new UploadNotOpenError('The multipart upload was aborted; ask for parts again to start a new one.', { operation, fileId });
   }
 
   async #uploadedParts(fileId: string, uploadId: string): Promise<UploadedPart[]> {

@@ -99,5 +99,12 @@ describe('the README curl recipe, cut half-way and resumed', { timeout: 240_000 
     const stored = await buffer((await stack.service.getFile(OWNER, fileId!)).stream);
     expect(stored.equals(bytes)).toBe(true);
     expect((await stack.leftovers()).multipart).toEqual([]);
+
+    // Run once more on a ready file: nothing is sent, and it says so.
+    const thirdLog = join(dir, 'third.log');
+    const third = runRecipe({ ...env, FILE_ID: fileId! }, thirdLog);
+    expect(await third.done, third.output()).toBe(0);
+    expect(third.output().trim()).toBe(`${fileId} ready`);
+    expect(uploadsOf(thirdLog)).toBe(0);
   });
 });

@@ -51,6 +51,11 @@ describe('POST /files/{fileId}/links and following a link', () => {
     expect(middle.bytes.equals(bytes.subarray(300000, 300100))).toBe(true);
   });
 
+  it('makes only http or https links, whatever X-Forwarded-Proto says', async () => {
+    const reply = await invoke(createLink, apiEvent({ method: 'POST', path: `/files/${fileId}/links`, fileId, token: alice, headers: { 'x-forwarded-proto': 'javascript' } }));
+    expect(reply.json.url).toMatch(/^https:\/\/localhost:3000\//);
+  });
+
   it('takes a shorter life when asked, and refuses a longer one than configured', async () => {
     const short = await mint(fileId, { expiresIn: 60 });
     expect(Date.parse(short.json.expiresAt) - Date.now()).toBeLessThan(61_000);

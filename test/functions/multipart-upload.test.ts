@@ -1,4 +1,4 @@
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as completeUpload } from '../../functions/complete-upload.ts';
 import { handler as deleteFile } from '../../functions/delete-file.ts';
@@ -75,6 +75,11 @@ describe('resumable multipart uploads over the API (what curl and mobile clients
 
     const done = await call(completeUpload, 'POST', `/files/${fileId}/complete`, fileId);
     expect(done.status).toBe(202);
+    // Before its event is handled: a retried completion is answered alike, and the list shows every part held.
+    expect((await call(completeUpload, 'POST', `/files/${fileId}/complete`, fileId)).status).toBe(202);
+    const afterwards = await call(listParts, 'GET', `/files/${fileId}/parts`, fileId);
+    expect(afterwards.json).toMatchObject({ completed: true, partCount: 3 });
+    expect(afterwards.json.parts.map((p: { partNumber: number }) => p.partNumber)).toEqual([1, 2, 3]);
     await notifyUploaded(env, fileId);
     const info = await call(getInfo, 'GET', `/files/${fileId}`, fileId);
     expect(info.json).toMatchObject({ status: 'ready', size: bytes.length, sha256: sha256(bytes) });
@@ -120,6 +125,25 @@ describe('resumable multipart uploads over the API (what curl and mobile clients
     const single = await requestUpload(alice, { filename: 'a.wav', contentType: 'audio/wav', size: 100, uploadMethod: 'PUT' });
     const refused = await call(presignParts, 'POST', `/files/${single.json.fileId}/parts`, single.json.fileId, { partNumbers: [1] });
     expect(refused.status).toBe(400);
+  });
+
+  it('an upload aborted behind the file\'s back is told (409) and replaced by a new one on the next request for parts', async () => {
+    const bytes = wav(6 * MiB);
+    const { fileId } = await createMultipart(bytes);
+    const first = await call(presignParts, 'POST', `/files/${fileId}/parts`, fileId, { partNumbers: [1] });
+    await env.admin.send(new AbortMultipartUploadCommand({ Bucket: env.config.incomingBucket, Key: incomingKey(fileId), UploadId: first.json.uploadId }));
+    const listed = await call(listParts, 'GET', `/files/${fileId}/parts`, fileId);
+    expect(listed.status).toBe(409);
+    expect(listed.json.error).toMatchObject({ type: 'UploadNotOpenError', message: expect.stringMatching(/aborted/) });
+    const again = await call(presignParts, 'POST', `/files/${fileId}/parts`, fileId, { partNumbers: [1, 2] });
+    expect(again.json.uploadId).not.toBe(first.json.uploadId);
+    for (const part of again.json.parts) expect((await fetch(part.url, { method: 'PUT', body: partBytes(bytes, part.partNumber, 5 * MiB) })).status).toBe(200);
+    expect((await call(completeUpload, 'POST', `/files/${fileId}/complete`, fileId)).status).toBe(202);
+    for (const bad of ['.', '..', 'a/../b']) {
+      const other = await createMultipart(bytes);
+      const reply = await call(presignParts, 'POST', `/files/${other.fileId}/parts`, other.fileId, { partNumbers: [1], uploadId: bad });
+      expect(reply.status, bad).toBe(400);
+    }
   });
 
   it('a delete aborts the resumable upload with the file', async () => {
