@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
 import { UnauthorizedError } from '../errors/catalogue.ts';
 
 /**
@@ -16,6 +17,9 @@ import { UnauthorizedError } from '../errors/catalogue.ts';
  * The token is a bearer secret for its lifetime: it travels only in the query (`token`, which
  * the log redaction knows), and the API never logs query strings.
  */
+
+/** `POST /files/{id}/links`: how long the link should live, at most the configured maximum. */
+export const linkRequestSchema = z.strictObject({ expiresIn: z.number().int().positive().optional() });
 
 const AUDIENCE = 'transcribo:playback';
 const ALGORITHM = 'HS256';

@@ -7,7 +7,9 @@ import { ownerFromPlaybackLink } from '../auth/playback-link.ts';
 import { loadConfig } from '../config.ts';
 import { logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
+import type { z } from 'zod';
 import { ValidationError } from '../errors/catalogue.ts';
+import { parseBody } from '../upload/upload-request.ts';
 import { asCatalogueError, renderError } from './error-response.ts';
 
 /**
@@ -93,6 +95,11 @@ export function jsonBody(event: HttpEvent, operation: string): unknown {
   } catch {
     throw new ValidationError('The request body must be valid JSON.', { operation });
   }
+}
+
+/** A JSON body checked against its schema; no body at all reads as `{}`, so the schema names what is missing. */
+export function requestBody<T>(event: HttpEvent, schema: z.ZodType<T>, operation: string): T {
+  return parseBody(schema, event.body ? jsonBody(event, operation) : {}, operation);
 }
 
 export function pathFileId(event: HttpEvent): string {

@@ -82,12 +82,7 @@ const OPERATION = 'createUpload';
 
 /** Validates a create-upload body (already JSON-parsed) against the schema and the configured rules. */
 export function parseUploadRequest(input: unknown, config: Pick<StorageConfig, 'allowedExtensions' | 'maxFileSize'>): UploadRequest {
-  const result = bodySchema.safeParse(input);
-  if (!result.success) {
-    const issues = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
-    throw new ValidationError(`Invalid upload request: ${issues.join('; ')}`, { operation: OPERATION, details: { issues } });
-  }
-  const body = result.data;
+  const body = parseBody(bodySchema, input, OPERATION);
   const extension = extensionOf(body.filename);
   if (!(config.allowedExtensions as readonly string[]).includes(extension)) {
     throw new ValidationError(
