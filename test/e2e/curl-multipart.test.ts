@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -106,5 +106,12 @@ describe('the README curl recipe, cut half-way and resumed', { timeout: 240_000 
     expect(await third.done, third.output()).toBe(0);
     expect(third.output().trim()).toBe(`${fileId} ready`);
     expect(uploadsOf(thirdLog)).toBe(0);
+
+    // And back with curl, as a player or a script would: a playback link, no header, a range in the middle.
+    const minted = await fetch(`${stack.product.api}/files/${fileId}/links`, { method: 'POST', headers: { authorization: `Bearer ${env.TOKEN}` } });
+    const { url } = (await minted.json()) as { url: string };
+    const got = spawnSync('/usr/bin/curl', ['-sS', '-f', '-r', '35000000-35000999', url], { encoding: 'buffer' });
+    expect(got.status, got.stderr.toString()).toBe(0);
+    expect(got.stdout.equals(bytes.subarray(35_000_000, 35_001_000))).toBe(true);
   });
 });
