@@ -67,6 +67,16 @@ const fields = z.object({
   // Where dead letters go: an SQS queue when deployed; unset, objects under dead-letters/ in the final bucket.
   STORAGE_DEAD_LETTER_QUEUE_URL: z.url({ error: 'must be the URL of an SQS queue' }).optional(),
   STORAGE_AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)'),
+  // An identity provider's published keys (Cognito, Auth0, Supabase, Keycloak, Firebase): set, callers' tokens must be RS256/ES256 signed by one of them.
+  STORAGE_AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL of a JWKS document' }).optional(),
+  STORAGE_AUTH_ISSUER: z.string().min(1).optional(),
+  // Comma-separated: a token is accepted if its aud names one of them.
+  STORAGE_AUTH_AUDIENCE: z.string().min(1).optional(),
+  STORAGE_AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  // A token valid longer than this (exp − iat) is refused, however well signed: a leaked one must not live for years.
+  STORAGE_AUTH_MAX_TOKEN_LIFETIME_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
+  // PEM file of certificate authorities to trust for STORAGE_ENDPOINT, besides the system's (a private CA on MinIO).
+  STORAGE_CA_FILE: z.string().min(1).optional(),
 });
 
 /** Every configuration variable the product reads. */
@@ -120,6 +130,16 @@ export interface StorageConfig {
   /** SQS queue of dead letters; undefined keeps them in the final bucket. */
   deadLetterQueueUrl: string | undefined;
   jwtSecret: Uint8Array;
+  /** How callers' bearer tokens are verified: JWKS (RS256/ES256) when `jwksUrl` is set, else HS256 with `jwtSecret`. */
+  auth: {
+    jwksUrl: URL | undefined;
+    issuer: string | undefined;
+    audience: string[] | undefined;
+    clockSkewSeconds: number;
+    maxTokenLifetimeSeconds: number;
+  };
+  /** Extra CAs (PEM file path) trusted for the storage endpoint. */
+  caFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -191,6 +211,14 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
     sweep: { intervalSeconds: env.STORAGE_SWEEP_INTERVAL_SECONDS, uploadGraceSeconds: env.STORAGE_UPLOAD_GRACE_SECONDS },
     deadLetterQueueUrl: env.STORAGE_DEAD_LETTER_QUEUE_URL,
     jwtSecret,
+    auth: {
+      jwksUrl: env.STORAGE_AUTH_JWKS_URL === undefined ? undefined : new URL(env.STORAGE_AUTH_JWKS_URL),
+      issuer: env.STORAGE_AUTH_ISSUER,
+      audience: env.STORAGE_AUTH_AUDIENCE?.split(',').map((a) => a.trim()).filter(Boolean),
+      clockSkewSeconds: env.STORAGE_AUTH_CLOCK_SKEW_SECONDS,
+      maxTokenLifetimeSeconds: env.STORAGE_AUTH_MAX_TOKEN_LIFETIME_SECONDS,
+    },
+    caFile: env.STORAGE_CA_FILE,
   };
 }
 
