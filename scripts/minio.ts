@@ -5,21 +5,18 @@
 // reused afterwards. Nothing here falls back to an emulator: if MinIO cannot be built or
 // started, the caller gets an error saying exactly why.
 //
-// CLI:
-//   node scripts/minio.ts install   build (if needed) and print the binary path
-//   node scripts/minio.ts start     run a throwaway MinIO until Ctrl-C, print its settings (npm run minio)
+// CLI: `node scripts/minio.ts install` builds it (if needed) and prints the binary's path.
+// `npm run minio` (scripts/run-minio.ts) runs one for `npm start`.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, closeSync, openSync, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { homedir, hostname, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
-import { loadDotEnv } from './local/dot-env.ts';
-import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 
 /** Pinned pseudo-version of github.com/minio/minio. */
 export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
@@ -38,14 +35,23 @@ export interface WebhookTarget {
 export interface StartMinioOptions {
   /** S3 API port on 127.0.0.1; a free one is picked when absent. */
   port?: number;
+  /** A data directory of the caller's, kept by stop() (npm run minio); absent, a temp one that stop() removes. */
+  dataDir?: string;
+  /** Root credentials; random when absent. */
+  credentials?: { accessKey: string; secretKey: string };
   /** Webhook notification targets: target id (e.g. `TEST`) → endpoint. ARN: `arn:minio:sqs::<id>:webhook`. */
   webhooks?: Record<string, string | WebhookTarget>;
   /** Where MinIO queues undelivered events; defaults to a sibling of the data dir. */
   queueDir?: string;
+  /**
+   * Serve TLS: MinIO's `--certs-dir`, holding `public.crt` (the server's certificate, chain
+   * after it if any) and `private.key` (PEM). The endpoint becomes https.
+   */
+  certsDir?: string;
 }
 
 export interface MinioServer {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or https with `certsDir` */
   endpoint: string;
   port: number;
   accessKey: string;
@@ -259,6 +265,28 @@ async function readTail(path: string, lines = 40): Promise<string> {
   return text ? tail(text, lines) : '(no output)';
 }
 
+/**
+ * Status of GET `url`. Over https it trusts exactly the certificate in `certFile` (a leaf is
+ * accepted as its own anchor), so the check needs no CA and never trusts another server.
+ */
+async function probe(url: string, certFile: string | undefined): Promise<number> {
+  if (certFile === undefined) {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.status;
+  }
+  const ca = await readFile(certFile, 'utf8');
+  return new Promise((resolvePromise, reject) => {
+    const req = httpsRequest(url, { ca, allowPartialTrustChain: true, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolvePromise(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolvePromise) => {
@@ -285,14 +313,14 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
   while (consolePort === port) consolePort = await getFreePort();
 
   const root = await mkdtemp(join(tmpdir(), 'transcribo-minio-'));
-  const dataDir = join(root, 'data');
+  const dataDir = opts.dataDir ?? join(root, 'data');
   const queueDir = opts.queueDir ?? join(root, 'queue');
   const logFile = join(root, 'minio.log');
-  await mkdir(dataDir);
+  await mkdir(dataDir, { recursive: true });
   await mkdir(queueDir, { recursive: true });
 
-  const accessKey = `tr${randomBytes(9).toString('hex')}`;
-  const secretKey = randomBytes(24).toString('hex');
+  const accessKey = opts.credentials?.accessKey ?? `tr${randomBytes(9).toString('hex')}`;
+  const secretKey = opts.credentials?.secretKey ?? randomBytes(24).toString('hex');
 
   // Do not let a developer's own MINIO_* settings leak into the throwaway server.
   const env: NodeJS.ProcessEnv = {};
@@ -313,7 +341,9 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
   }
 
   const args = ['server', dataDir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`];
-  const endpoint = `http://127.0.0.1:${port}`;
+  if (opts.certsDir !== undefined) args.push('--certs-dir', resolve(opts.certsDir));
+  const endpoint = `${opts.certsDir === undefined ? 'http' : 'https'}://127.0.0.1:${port}`;
+  const servedCert = opts.certsDir === undefined ? undefined : join(resolve(opts.certsDir), 'public.crt');
   let child: ChildProcess | undefined;
   let stopping = false;
 
@@ -364,6 +394,7 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
       if (ready && !stopping) process.stderr.write(`[minio] MinIO on port ${port} exited unexpectedly (${code ?? signal}); log: ${logFile}\n`);
     });
     const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+    let probeError = '';
     for (;;) {
       if (spawnError || spawned.exitCode !== null || spawned.signalCode !== null) {
         const logTail = await readTail(logFile);
@@ -374,17 +405,17 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
         );
       }
       try {
-        const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(2000) });
-        await res.body?.cancel();
-        if (res.status === 200) break;
-      } catch {
-        // not listening yet
+        if ((await probe(`${endpoint}/minio/health/live`, servedCert)) === 200) break;
+      } catch (err) {
+        // Not listening yet; kept so a certificate the check cannot trust is named if it never passes.
+        probeError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       }
       if (Date.now() > deadline) {
         const logTail = await readTail(logFile);
         await stop();
         throw new Error(
-          `MinIO did not answer 200 on ${endpoint}/minio/health/live within ${HEALTH_TIMEOUT_MS / 1000} s.\n` +
+          `MinIO did not answer 200 on ${endpoint}/minio/health/live within ${HEALTH_TIMEOUT_MS / 1000} s` +
+            `${probeError ? ` (last error: ${probeError})` : ''}.\n` +
             `Command: ${binary} ${args.join(' ')}\n--- MinIO output ---\n${logTail}`,
         );
       }
@@ -403,28 +434,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${await ensureMinioBinary()}\n`);
     return 0;
   }
-  if (cmd === 'start') {
-    loadDotEnv();
-    const t0 = Date.now();
-    // Wired for `npm start` in another terminal: its event relay listens on TRANSCRIBO_EVENTS_PORT
-    // and expects the token of .local/dev-secrets.json (or TRANSCRIBO_EVENTS_TOKEN).
-    const relay = `http://127.0.0.1:${process.env.TRANSCRIBO_EVENTS_PORT ?? 3003}/minio-events`;
-    const token = process.env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
-    const server = await startMinio({ webhooks: { [WEBHOOK_TARGET_ID]: { url: relay, token } } });
-    const settings = Object.entries(storageSettings(server)).map(([name, value]) => `${name}=${value}\n`);
-    process.stdout.write(
-      `MinIO ${MINIO_VERSION} ready in ${Date.now() - t0} ms (Ctrl-C stops it and deletes its data)\n${settings.join('')}` +
-        `# events of the incoming bucket go to ${relay}\n` +
-        `# data: ${server.dataDir}  log: ${server.logFile}\n`,
-    );
-    await new Promise<void>((resolvePromise) => {
-      process.once('SIGINT', () => resolvePromise());
-      process.once('SIGTERM', () => resolvePromise());
-    });
-    await server.stop();
-    return 0;
-  }
-  process.stderr.write('usage: node scripts/minio.ts install | start\n');
+  process.stderr.write('usage: node scripts/minio.ts install\n');
   return 2;
 }
 

@@ -15,6 +15,8 @@ export interface ErrorContext {
   fileId?: string | undefined;
   details?: Record<string, unknown> | undefined;
   cause?: unknown;
+  /** A fixed sentence for the caller where the status's generic one would send them the wrong way (a TLS failure is not "unreachable"). */
+  publicMessage?: string;
 }
 
 export class StorageError extends Error {
@@ -22,6 +24,7 @@ export class StorageError extends Error {
   readonly status: number = 500;
   /** Whether `message` may be shown to the caller as it is. */
   readonly expose: boolean = false;
+  readonly #publicMessage: string | undefined;
   readonly operation: string;
   readonly fileId: string | undefined;
   readonly details: Record<string, unknown>;
@@ -33,6 +36,7 @@ export class StorageError extends Error {
     this.operation = context.operation;
     this.fileId = context.fileId;
     this.details = context.details ?? {};
+    this.#publicMessage = context.publicMessage;
     this.timestamp = new Date().toISOString();
   }
 
@@ -43,6 +47,7 @@ export class StorageError extends Error {
 
   /** Message for the caller: the real one when it is the caller's business, a fixed one otherwise. */
   get publicMessage(): string {
+    if (this.#publicMessage !== undefined) return this.#publicMessage;
     return this.expose ? this.message : GENERIC_MESSAGES[this.status] ?? 'The storage backend failed.';
   }
 }
@@ -127,6 +132,16 @@ export class RangeNotSatisfiableError extends ValidationError {
   /** RFC 9110 §15.5.17: a 416 says how large the file is, so a player can ask again within it. */
   override get responseHeaders(): Record<string, string> {
     return typeof this.details.total === 'number' ? { 'Content-Range': `bytes */${this.details.total}` } : {};
+  }
+}
+
+/** The identity provider's key set (JWKS) could not be read: no caller's token can be checked, through no fault of theirs. */
+export class IdentityProviderUnavailableError extends StorageError {
+  override readonly status = 503;
+
+  // The generic 503 text speaks of the storage backend; this one must not send operators there.
+  override get publicMessage(): string {
+    return 'The identity provider cannot be reached to check the token; retry later.';
   }
 }
 

@@ -36,6 +36,49 @@ const CONNECTION_CODES = new Set([
   'ServiceUnavailable',
   'XMinioServerNotInitialized',
 ]);
+// OpenSSL's verification results as Node names them, and Node's own host-name check: the
+// server answered, but with a certificate we do not trust.
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_REVOKED',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED',
+  'HOSTNAME_MISMATCH',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** 'certificate' when the server's certificate is not trusted, 'handshake' when TLS itself failed (https against plain http is EPROTO). */
+function tlsFailure(code: string | undefined): 'certificate' | 'handshake' | undefined {
+  if (code === undefined) return undefined;
+  if (CERTIFICATE_CODES.has(code)) return 'certificate';
+  if (code === 'EPROTO' || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return 'handshake';
+  return undefined;
+}
+
+const TLS_FAILURES = {
+  certificate: {
+    message: "The storage backend's TLS certificate is not trusted.",
+    hint: 'set STORAGE_CA_FILE to a PEM file holding the CA that signed the storage endpoint\'s certificate, and check the certificate names the host in STORAGE_ENDPOINT and has not expired',
+  },
+  handshake: {
+    message: 'The TLS connection to the storage backend failed.',
+    hint: 'check STORAGE_SECURE: https to a server that speaks plain http fails this way',
+  },
+} as const;
 
 interface SdkErrorShape {
   name?: string;
@@ -70,6 +113,12 @@ export function toStorageError(error: unknown, operation: string, fileId?: strin
   const details = { backendCode: code, backendStatus: status, backendMessage: (error as SdkErrorShape)?.message };
   const context = { operation, fileId, details, cause: error };
   const causeCode = (error as { cause?: { code?: string } })?.cause?.code;
+  const tls = tlsFailure(code) ?? tlsFailure(causeCode);
+  if (tls !== undefined) {
+    const { message, hint } = TLS_FAILURES[tls];
+    // An operator reading the answer must look at certificates, not at whether the server is up.
+    return new StorageConnectionError(message, { ...context, details: { ...details, hint }, publicMessage: message });
+  }
   if (code !== undefined && CREDENTIAL_CODES.has(code)) {
     return new StorageAuthenticationError('The storage backend refused the credentials.', context);
   }
