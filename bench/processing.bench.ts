@@ -109,7 +109,7 @@ const rows: string[] = [];
 const summary: Record<string, number> = {};
 
 // What clients do (bench/client-paths.ts): the functions run in this process, as tests call them.
-const caller: Caller = { ctx, owner: 'bench', token: await signBearerToken(config.jwtSecret, 'bench') };
+const caller: Caller = { ctx, owner: 'bench', token: await signBearerToken(config.jwtSecret!, 'bench') };
 const spread = (xs: number[]) => `median ${fmt(median(xs), 2).padStart(7)} ms, p95 ${fmt(percentile(xs, 95), 2).padStart(7)} ms`;
 
 // Resumable upload of the largest size, before anything else runs in this process, so that its

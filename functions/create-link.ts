@@ -8,4 +8,4 @@ export const handler = httpFunction('createPlaybackLink', async (event, context)
   const { expiresIn } = requestBody(event, linkRequestSchema, 'createPlaybackLink');
   const link = await storageService().createPlaybackLink(context.owner, fileId, { expiresInSeconds: expiresIn });
   return json(201, { fileId, url: `${requestOrigin(event)}${link.path}`, expiresAt: link.expiresAt });
-});
+}, { secrets: ['jwtSecret'] });

@@ -3,6 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { logger } from '../lib/observability/logger.ts';
 import { metrics } from '../lib/observability/metrics.ts';
+import { withSecrets } from '../lib/secret-parameters.ts';
 import { processObjectCreatedEvent } from '../lib/processing/process-event.ts';
 import { sharedStorageContext } from '../lib/storage/storage-context.ts';
 
@@ -14,4 +15,5 @@ import { sharedStorageContext } from '../lib/storage/storage-context.ts';
 export const handler = middy()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics))
+  .use(withSecrets(['encryptionKeys']))
   .handler(async (event: unknown) => processObjectCreatedEvent(sharedStorageContext(), event));

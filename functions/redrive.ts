@@ -3,6 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { logger } from '../lib/observability/logger.ts';
 import { metrics } from '../lib/observability/metrics.ts';
+import { withSecrets } from '../lib/secret-parameters.ts';
 import { deadLetterStore } from '../lib/processing/dead-letters.ts';
 import { redrive } from '../lib/processing/redrive.ts';
 import { sharedStorageContext } from '../lib/storage/storage-context.ts';
@@ -11,6 +12,7 @@ import { sharedStorageContext } from '../lib/storage/storage-context.ts';
 export const handler = middy()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics))
+  .use(withSecrets(['encryptionKeys']))
   .handler(async (event: unknown) => {
     const ctx = sharedStorageContext();
     const max = (event as { max?: unknown } | null)?.max;

@@ -4,6 +4,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context } from 'aws-lambda';
 import { logger } from '../lib/observability/logger.ts';
 import { metrics } from '../lib/observability/metrics.ts';
+import { withSecrets } from '../lib/secret-parameters.ts';
 import { sweep } from '../lib/processing/sweep.ts';
 import { sharedStorageContext } from '../lib/storage/storage-context.ts';
 
@@ -14,6 +15,7 @@ const MARGIN_MS = 120_000;
 export const handler = middy()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics))
+  .use(withSecrets(['encryptionKeys']))
   .handler(async (_event: unknown, context: Context) => {
     const report = await sweep(sharedStorageContext(), { deadline: Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS });
     logger.info('sweep done', { ...report, processed: report.processed.length });

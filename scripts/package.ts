@@ -3,34 +3,23 @@
  *
  * Bundles each function of functions/ into .build/functions/<name>.mjs (scripts/bundle.ts),
  * then has serverless (osls) package them into .serverless/ with its CloudFormation template.
- * Only non-secret settings pass from this shell into the template; secrets and keys are
- * CloudFormation parameters, and the deployed functions use S3 through their IAM roles.
+ * Settings come from this shell and .env, as for `npm start`, and are checked by the same
+ * schema; only those a deployment takes as they are pass into the template (lib/config.ts says
+ * which). Secrets never do: the functions read them from Parameter Store.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { SETTINGS } from '../lib/config.ts';
+import { namesDeployedAs, parseConfig } from '../lib/config.ts';
 import { bundle } from './bundle.ts';
+import { failOnConfigError } from './local/startup-failure.ts';
+import { loadDotEnv } from './local/dot-env.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const outdir = join(root, '.build', 'functions');
 
-const PASSED_THROUGH = [
-  'STORAGE_REGION',
-  'STORAGE_BUCKET',
-  'STORAGE_INCOMING_BUCKET',
-  'STORAGE_ENCRYPTION_ENABLED',
-  'STORAGE_MAX_FILE_SIZE',
-  'STORAGE_ALLOWED_EXTENSIONS',
-  'STORAGE_UPLOAD_URL_TTL_SECONDS',
-  'STORAGE_MULTIPART_UPLOAD_TTL_SECONDS',
-  'STORAGE_MAX_RESPONSE_BYTES',
-  'STORAGE_PLAYBACK_LINK_TTL_SECONDS',
-  'STORAGE_PROCESSING_MAX_ATTEMPTS',
-  'STORAGE_PROCESSING_LEASE_SECONDS',
-  'STORAGE_SWEEP_INTERVAL_SECONDS',
-  'STORAGE_UPLOAD_GRACE_SECONDS',
-];
+loadDotEnv();
+const config = failOnConfigError(() => parseConfig(process.env));
 
 rmSync(join(root, '.build'), { recursive: true, force: true });
 const entries = Object.fromEntries(
@@ -41,13 +30,16 @@ const entries = Object.fromEntries(
 await bundle(entries, outdir);
 process.stdout.write(`bundled ${Object.keys(entries).length} functions into ${outdir}\n`);
 
+const passed = new Set<string>(namesDeployedAs('env', 'template'));
 const env: NodeJS.ProcessEnv = {};
 for (const [name, value] of Object.entries(process.env)) {
-  if (!name.startsWith('STORAGE_') || PASSED_THROUGH.includes(name)) env[name] = value;
+  if (!name.startsWith('STORAGE_') || passed.has(name)) env[name] = value;
 }
+// What the template needs itself, resolved with the schema's defaults.
+Object.assign(env, { STORAGE_REGION: config.region, STORAGE_BUCKET: config.bucket, STORAGE_INCOMING_BUCKET: config.incomingBucket });
 env.TRANSCRIBO_HANDLER_DIR = '.build/functions';
 // EventBridge schedules in whole minutes, at least one.
-const sweepMinutes = Math.max(1, Math.ceil(SETTINGS.STORAGE_SWEEP_INTERVAL_SECONDS.parse(process.env.STORAGE_SWEEP_INTERVAL_SECONDS || undefined) / 60));
+const sweepMinutes = Math.max(1, Math.ceil(config.sweep.intervalSeconds / 60));
 env.TRANSCRIBO_SWEEP_SCHEDULE = sweepMinutes === 1 ? 'rate(1 minute)' : `rate(${sweepMinutes} minutes)`;
 const result = spawnSync(join(root, 'node_modules', '.bin', 'osls'), ['package', ...process.argv.slice(2)], {
   cwd: root,

@@ -2,9 +2,10 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { ownerFromAuthorization } from '../auth/bearer-token.ts';
+import { ownerFromAuthorization } from '../auth/caller-token.ts';
 import { ownerFromPlaybackLink } from '../auth/playback-link.ts';
-import { loadConfig } from '../config.ts';
+import { loadConfig, type SecretNeed } from '../config.ts';
+import { withSecrets } from '../secret-parameters.ts';
 import { logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
 import type { z } from 'zod';
@@ -56,8 +57,8 @@ export function callerAuth(options: { playbackLinks: boolean }): MiddlewareObj<H
       const config = loadConfig();
       request.context.owner =
         options.playbackLinks && authorization === undefined && link !== undefined
-          ? await ownerFromPlaybackLink(config.playbackLinks.key, link, pathFileId(request.event))
-          : await ownerFromAuthorization(authorization, config.jwtSecret);
+          ? await ownerFromPlaybackLink(config.playbackLinks.key!, link, pathFileId(request.event))
+          : await ownerFromAuthorization(authorization, config);
     },
   };
 }
@@ -70,11 +71,25 @@ export function callerAuth(options: { playbackLinks: boolean }): MiddlewareObj<H
  */
 export const TIMEOUT_MARGIN_MS = 3_000;
 
-export function httpFunction(operation: string, handler: HttpHandler, options: { playbackLinks?: boolean } = {}) {
+export interface HttpFunctionOptions {
+  /** The route also serves playback links (`?token=`), for clients that send no header. */
+  playbackLinks?: boolean;
+  /** Secrets the handler needs besides the one that verifies callers (read from Parameter Store when deployed). */
+  secrets?: SecretNeed[];
+}
+
+/** What a route must have before it can authenticate: the HS256 secret, unless callers come with an identity provider's tokens and no link is involved. */
+function secretsOf(options: HttpFunctionOptions): SecretNeed[] {
+  const hs256 = loadConfig().auth.jwksUrl === undefined || options.playbackLinks === true;
+  return [...new Set<SecretNeed>([...(hs256 ? (['jwtSecret'] as const) : []), ...(options.secrets ?? [])])];
+}
+
+export function httpFunction(operation: string, handler: HttpHandler, options: HttpFunctionOptions = {}) {
   return middy<HttpEvent, HttpResult, Error, OwnerContext>({ timeoutEarlyInMillis: TIMEOUT_MARGIN_MS })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .use(catalogueErrors(operation) as MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext>)
+    .use(withSecrets(() => secretsOf(options)))
     .use(callerAuth({ playbackLinks: options.playbackLinks ?? false }))
     .handler(handler);
 }

@@ -8,6 +8,7 @@ import {
   ValidationError,
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
+import { requireSecrets } from '../config.ts';
 import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
@@ -86,6 +87,11 @@ export class StorageService {
 
   get config() {
     return this.#ctx.config;
+  }
+
+  /** What the service was built on (a new one is built when a secret rotates). */
+  get context(): StorageContext {
+    return this.#ctx;
   }
 
   /** Validates a client's upload request, records it, and returns a presigned upload for the incoming bucket. */
@@ -247,13 +253,14 @@ export class StorageService {
    */
   createPlaybackLink(owner: string, fileId: string, options: { expiresInSeconds?: number } = {}): Promise<PlaybackLink> {
     return measured('CreatePlaybackLink', async () => {
+      requireSecrets(this.#ctx.config, ['jwtSecret']);
       const { maxTtlSeconds, key } = this.#ctx.config.playbackLinks;
       const ttl = options.expiresInSeconds ?? maxTtlSeconds;
       if (!Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds) {
         throw new ValidationError(`expiresIn must be a whole number of seconds from 1 to ${maxTtlSeconds}.`, { operation: 'createPlaybackLink', fileId });
       }
       await this.#readyManifest(owner, fileId, 'createPlaybackLink');
-      const { token, expiresAt } = await signPlaybackLink(key, owner, fileId, ttl);
+      const { token, expiresAt } = await signPlaybackLink(key!, owner, fileId, ttl);
       return { fileId, path: `/files/${fileId}/content?token=${token}`, expiresAt: expiresAt.toISOString() };
     });
   }
@@ -399,6 +406,7 @@ let shared: StorageService | undefined;
 
 /** The process's service, built from the environment on first use. */
 export function storageService(): StorageService {
-  shared ??= new StorageService(sharedStorageContext());
+  const ctx = sharedStorageContext();
+  if (shared?.context !== ctx) shared = new StorageService(ctx);
   return shared;
 }

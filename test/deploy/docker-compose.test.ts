@@ -3,14 +3,16 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_NAMES, parseConfig } from '../../lib/config.ts';
+import { CONFIG_NAMES, namesDeployedAs, parseConfig } from '../../lib/config.ts';
+import { GUIDE_ENV } from '../support/guide-env.ts';
 import { WEBHOOK_TARGET_ID } from '../../scripts/local/webhook-target.ts';
 import { MINIO_VERSION } from '../../scripts/minio.ts';
 
 /**
  * No Docker engine runs on these machines, so `docker compose up` cannot be run here; this
- * keeps the compose file in step with what can be checked: .env.example, the configuration
- * schema, the start script's ports and webhook target, and the MinIO version the tests use.
+ * keeps the compose file in step with what can be checked: the configuration schema (every name,
+ * no default of its own), the storage guide's .env, the start script's ports and webhook target,
+ * and the MinIO version the tests use.
  */
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -18,57 +20,55 @@ const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8'))
 const minio = compose.services.minio;
 const functions = compose.services.functions;
 
-function dotenv(file: string): Record<string, string> {
+/** What compose makes of `${NAME:-default}` values, given the variables of a .env. */
+function interpolate(environment: Record<string, string>, dotEnv: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
-    readFileSync(resolve(root, file), 'utf8')
-      .split('\n')
-      .filter((line) => /^[A-Z_]+=/.test(line))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    Object.entries(environment).map(([name, value]) => {
+      const match = /^\$\{([A-Z_]+):-(.*)\}$/.exec(String(value));
+      return [name, match ? dotEnv[match[1]!] || match[2]! : String(value)];
+    }),
   );
 }
-
-/** `${NAME:-default}` → default; a literal stays itself. */
-function composeDefault(value: string): string {
-  const match = /^\$\{([A-Z_]+):-(.*)\}$/.exec(String(value));
-  return match ? match[2]! : String(value);
-}
-
-const example = dotenv('.env.example');
 const functionEnv: Record<string, string> = functions.environment;
 
 describe('docker-compose.yml', () => {
-  it('is valid for docker-compose (checked whenever the CLI is installed, always in CI)', () => {
+  it("is valid Compose: the specification's schema, interpolations, references, Dockerfiles, localhost ports", async () => {
+    const { checkComposeFile } = await import('../support/compose-check.ts');
+    expect(checkComposeFile(resolve(root, 'docker-compose.yml'))).toEqual([]);
+    // docker-compose itself, where it happens to be installed: more evidence, never a requirement.
     let cli = true;
     try {
       execFileSync('docker-compose', ['version'], { stdio: 'ignore' });
     } catch {
       cli = false;
     }
-    if (process.env.CI) expect(cli, '.ci/run installs docker-compose to validate the file').toBe(true);
     if (cli) execFileSync('docker-compose', ['-f', resolve(root, 'docker-compose.yml'), 'config', '-q'], { stdio: 'pipe' });
   });
 
-  it('names only configuration the product reads, and every name of .env.example', () => {
+  it('passes every setting through with no default of its own, but where the functions reach MinIO by service name', () => {
     const storageNames = Object.keys(functionEnv).filter((k) => k.startsWith('STORAGE_'));
-    expect(storageNames.filter((name) => !CONFIG_NAMES.includes(name))).toEqual([]);
-    expect(Object.keys(example).filter((name) => !CONFIG_NAMES.includes(name))).toEqual([]);
-    expect(Object.keys(example).filter((name) => !(name in functionEnv))).toEqual([]);
+    // Deployment-only names (Parameter Store, the template's queue) and a CA file (this MinIO speaks http) are not compose's.
+    const notHere = new Set([...namesDeployedAs('template'), 'STORAGE_CA_FILE']);
+    expect(storageNames.sort()).toEqual(CONFIG_NAMES.filter((name) => !notHere.has(name)).sort());
+    const connection = new Set(['STORAGE_ENDPOINT', 'STORAGE_PORT', 'STORAGE_SECURE', 'STORAGE_PUBLIC_ENDPOINT', 'STORAGE_ACCESS_KEY', 'STORAGE_SECRET_KEY']);
+    for (const name of storageNames.filter((n) => !connection.has(n))) expect(functionEnv[name], name).toBe(`\${${name}:-}`);
+    expect(functionEnv.STORAGE_ENDPOINT).toBe('minio');
   });
 
-  it('defaults to the values of .env.example, except where the functions reach MinIO by service name', () => {
-    const overridden = new Set(['STORAGE_ENDPOINT']);
-    for (const [name, value] of Object.entries(example)) {
-      if (overridden.has(name)) continue;
-      expect(composeDefault(functionEnv[name]!), name).toBe(value);
-    }
-    expect(functionEnv.STORAGE_ENDPOINT).toBe('minio');
-    // .env.example is a working configuration for `npm start` on the host.
-    expect(() => parseConfig(example)).not.toThrow();
-    expect(() => parseConfig(Object.fromEntries(Object.entries(functionEnv).map(([k, v]) => [k, composeDefault(v)])))).not.toThrow();
+  it("works with the storage guide's minimal .env unchanged, with the bucket names npm start and the template use", () => {
+    const withGuide = parseConfig(interpolate(functionEnv, GUIDE_ENV));
+    expect(withGuide.endpoint).toBe('http://minio:9000');
+    expect(withGuide.publicEndpoint).toBe('http://localhost:9000');
+    expect([withGuide.bucket, withGuide.incomingBucket]).toEqual(['audio-files', 'audio-files-incoming']);
+    expect([withGuide.bucket, withGuide.incomingBucket]).toEqual([parseConfig(GUIDE_ENV).bucket, parseConfig(GUIDE_ENV).incomingBucket]);
+    expect(interpolate(minio.environment, GUIDE_ENV).MINIO_ROOT_USER).toBe('minioadmin');
+    // And with no .env at all: the schema's defaults, as npm start has them.
+    const bare = parseConfig(interpolate(functionEnv, {}));
+    expect([bare.bucket, bare.incomingBucket]).toEqual([parseConfig({}).bucket, parseConfig({}).incomingBucket]);
   });
 
   it('signs presigned URLs for the address a browser on the host reaches, not the service name', () => {
-    const config = parseConfig(Object.fromEntries(Object.entries(functionEnv).map(([k, v]) => [k, composeDefault(v)])));
+    const config = parseConfig(interpolate(functionEnv, {}));
     expect(config.endpoint).toBe('http://minio:9000');
     expect(config.publicEndpoint).toBe('http://localhost:9000');
     expect(minio.ports).toContain('127.0.0.1:9000:9000');
@@ -77,6 +77,12 @@ describe('docker-compose.yml', () => {
   it('gives MinIO the same root credentials the functions use', () => {
     expect(minio.environment.MINIO_ROOT_USER).toBe(functionEnv.STORAGE_ACCESS_KEY);
     expect(minio.environment.MINIO_ROOT_PASSWORD).toBe(functionEnv.STORAGE_SECRET_KEY);
+  });
+
+  it('keeps the generated secrets, the keys of every stored file, in a volume that outlives the container', () => {
+    expect(functions.volumes).toContain('local-state:/app/.local');
+    expect(compose.volumes).toHaveProperty('local-state');
+    expect(readFileSync(resolve(root, 'deploy/functions.Dockerfile'), 'utf8')).toMatch(/^WORKDIR \/app$/m);
   });
 
   it("points MinIO's webhook target, with a queue dir and token, at the start script's event relay", () => {

@@ -1,26 +1,34 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CONFIG_NAMES, SETTINGS } from '../../lib/config.ts';
+import { namesDeployedAs } from '../../lib/config.ts';
+import { GUIDE_ENV } from '../support/guide-env.ts';
 import { apiEvent } from '../support/lambda-events.ts';
 
 /**
  * `npm run package` as a deployer runs it (no AWS credentials), then the CloudFormation it
- * produced: the trigger, one function and one narrow role per operation, secrets as
- * parameters; and a bundle run on its own, away from node_modules.
+ * produced: the trigger, one function and one narrow role per operation, every setting passed
+ * through without a default of its own, secrets only as Parameter Store names that only the
+ * functions needing them may read; and a bundle run on its own, away from node_modules. It is
+ * packaged with the storage guide's minimal .env, as a deployer who followed the guide would.
  */
 
 const root = resolve(import.meta.dirname, '..', '..');
 const FUNCTIONS = ['CreateUpload', 'PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request', 'GetInfo', 'GetSize', 'GetContent', 'CreateLink', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
 let template: any;
+const KEK = randomBytes(32).toString('base64');
 
 beforeAll(async () => {
   const env = {
-    ...process.env,
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('STORAGE_'))),
+    ...GUIDE_ENV,
     STORAGE_AUTH_JWT_SECRET: 'must-not-reach-the-template-0123456789',
+    STORAGE_ENCRYPTION_KEYS: `nor-these:${KEK}`,
     STORAGE_SECRET_KEY: 'nor-this',
     STORAGE_SWEEP_INTERVAL_SECONDS: '290',
   };
@@ -78,25 +86,31 @@ describe('npm run package', () => {
 
   it('gives each function a role of its own kind, limited to the S3 actions and keys it uses', () => {
     const s3Statements = (name: string) =>
-      roleOf(name).Policies.flatMap((p: any) => p.PolicyDocument.Statement).filter((s: any) => s.Action.some((a: string) => a.startsWith('s3:')));
+      roleOf(name).Policies.flatMap((p: any) => p.PolicyDocument.Statement).filter((s: any) => (s.Action ?? []).some((a: string) => a.startsWith('s3:')));
     const actions = (name: string) => [...new Set(s3Statements(name).flatMap((s: any) => s.Action))].sort();
     const uploads = ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:ListMultipartUploadParts', 's3:PutObject'];
     expect(actions('CreateUpload')).toEqual(uploads);
     for (const name of ['PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request']) expect(fn(name).Role).toEqual(fn('CreateUpload').Role);
-    expect(fn('CreateLink').Role).toEqual(fn('GetContent').Role);
+    expect(fn('CreateLink').Role).toEqual(fn('GetInfo').Role);
     expect(actions('GetInfo')).toEqual(['s3:GetObject', 's3:ListBucket']);
+    // Info, size and links answer from manifests: only get-content may read a recording's body.
+    const readsBodies = FUNCTIONS.filter((name) =>
+      s3Statements(name).some((s: any) => s.Action.includes('s3:GetObject') && s.Resource.some((r: string) => r.endsWith('audio-files/files/*'))),
+    );
+    expect(readsBodies).toEqual(['GetContent']);
     expect(actions('DeleteFile')).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
     const processing = ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'];
     expect(actions('ProcessUpload')).toEqual(processing);
     expect(actions('Redrive')).toEqual(processing);
-    expect(fn('GetInfo').Role).toEqual(fn('GetContent').Role);
+    expect(fn('GetInfo').Role).toEqual(fn('GetSize').Role);
+    expect(fn('GetInfo').Role).not.toEqual(fn('GetContent').Role);
     expect(fn('Sweep').Role).toEqual(fn('ProcessUpload').Role);
     expect(fn('CreateUpload').Role).not.toEqual(fn('ProcessUpload').Role);
     for (const name of FUNCTIONS) {
       for (const statement of s3Statements(name)) {
         expect(statement.Action).not.toContain('s3:*');
         for (const resource of statement.Resource) {
-          expect(resource).toMatch(/^arn:aws:s3:::transcribo-(files|incoming)-dev(\/(manifests|files|uploads|pending)\/\*)?$/);
+          expect(resource).toMatch(/^arn:aws:s3:::audio-files(-incoming)?(\/(manifests|files|uploads|pending)\/\*)?$/);
         }
       }
     }
@@ -118,7 +132,7 @@ describe('npm run package', () => {
     const sqsActions = (name: string) =>
       roleOf(name)
         .Policies.flatMap((p: any) => p.PolicyDocument.Statement)
-        .filter((s: any) => s.Action.some((a: string) => a.startsWith('sqs:')))
+        .filter((s: any) => (s.Action ?? []).some((a: string) => a.startsWith('sqs:')))
         .flatMap((s: any) => {
           expect(s.Resource).toEqual({ 'Fn::GetAtt': [queueId, 'Arn'] });
           return s.Action;
@@ -141,29 +155,55 @@ describe('npm run package', () => {
     expect(fn('Sweep').Timeout).toBe(900);
   });
 
-  it('gives the deployed functions every setting, with the defaults the configuration schema declares', () => {
-    const source = readFileSync(join(root, 'serverless.yml'), 'utf8');
-    const variables = fn('CreateUpload').Environment.Variables;
-    // Bucket names carry the stage when deployed; region comes from the provider; secrets are parameters.
-    const deployedOnly = new Set(['STORAGE_BUCKET', 'STORAGE_INCOMING_BUCKET', 'STORAGE_REGION', 'STORAGE_DEAD_LETTER_QUEUE_URL']);
-    for (const name of CONFIG_NAMES) {
-      if (name === 'STORAGE_DEAD_LETTER_QUEUE_URL') continue;
-      expect(variables, name).toHaveProperty(name);
-      const fallback = new RegExp(`${name}: \\$\\{env:${name}, '([^']*)'\\}`).exec(source)?.[1];
-      if (deployedOnly.has(name) || fallback === undefined || fallback === '') continue;
-      const declared = SETTINGS[name as keyof typeof SETTINGS].parse(undefined);
-      expect(fallback, name).toBe(Array.isArray(declared) ? declared.join(',') : String(declared));
+  it('passes every deployable setting through with no default of its own, and names the guide\'s buckets', () => {
+    const source = parse(readFileSync(join(root, 'serverless.yml'), 'utf8'));
+    const written: Record<string, unknown> = source.provider.environment;
+    // Each name the schema deploys "as packaged" is passed through, empty when unset: lib/config.ts alone holds its default.
+    for (const name of namesDeployedAs('env')) expect(written[name], name).toBe(`\${env:${name}, ''}`);
+    const storageNames = Object.keys(written).filter((name) => name.startsWith('STORAGE_'));
+    expect(storageNames.sort()).toEqual([...namesDeployedAs('env', 'resolved'), 'STORAGE_AUTH_JWT_SECRET_PARAMETER'].sort());
+    for (const name of FUNCTIONS) {
+      const variables = fn(name).Environment.Variables;
+      for (const local of namesDeployedAs('local', 'secret')) expect(variables, `${name} ${local}`).not.toHaveProperty(local);
+      expect(variables.STORAGE_BUCKET).toBe('audio-files');
+      expect(variables.STORAGE_INCOMING_BUCKET).toBe('audio-files-incoming');
+      expect(variables.STORAGE_ALLOWED_EXTENSIONS).toBe('.mp3,.wav,.m4a');
+      expect(variables.STORAGE_MAX_FILE_SIZE).toBe('104857600');
+      expect(variables.STORAGE_UPLOAD_URL_TTL_SECONDS).toBe('');
     }
+    const buckets = Object.values(resources()).filter((r) => r.Type === 'AWS::S3::Bucket' && r.Properties?.BucketName).map((r) => r.Properties.BucketName).sort();
+    expect(buckets).toEqual(['audio-files', 'audio-files-incoming']);
   });
 
-  it('wires secrets from NoEcho parameters and keeps this shell\'s secrets out of the template', () => {
-    for (const parameter of ['JwtSecret', 'EncryptionKeys']) expect(template.Parameters[parameter].NoEcho).toBe(true);
-    const env = fn('CreateUpload').Environment.Variables;
-    expect(env.STORAGE_AUTH_JWT_SECRET).toEqual({ Ref: 'JwtSecret' });
-    expect(env.STORAGE_ENCRYPTION_KEYS).toEqual({ Ref: 'EncryptionKeys' });
-    expect(env.STORAGE_ENCRYPTION_ACTIVE_KEY_ID).toEqual({ Ref: 'ActiveEncryptionKeyId' });
-    expect(env.STORAGE_SECRET_KEY).toBe('');
-    expect(JSON.stringify(template)).not.toMatch(/must-not-reach|nor-this/);
+  it('keeps secrets out of every environment: each function may read only the Parameter Store secrets it needs', () => {
+    expect(JSON.stringify(template)).not.toMatch(/must-not-reach|nor-this|nor-these/);
+    expect(JSON.stringify(template)).not.toContain(KEK);
+    expect(template.Parameters.JwtSecretParameter.Default).toBe('/transcribo-storage/dev/jwt-secret');
+    expect(template.Parameters.EncryptionKeysParameter.Default).toBe('/transcribo-storage/dev/encryption-keys');
+    const needsKeys = ['GetContent', 'ProcessUpload', 'Sweep', 'Redrive'];
+    const http = FUNCTIONS.filter((name) => !['ProcessUpload', 'Sweep', 'Redrive'].includes(name));
+    /** The parameters a function's role may read, by the CloudFormation parameter that names them. */
+    const readable = (name: string) => {
+      const statements = roleOf(name).Policies.flatMap((p: any) => p.PolicyDocument.Statement);
+      const ssm = statements.filter((s: any) => JSON.stringify(s.Action ?? '').includes('ssm:'));
+      for (const s of ssm) expect(s.Action, name).toEqual(['ssm:GetParameter']);
+      // arn:<partition>:ssm:<region>:<account>:parameter<name>, name from the template's parameter.
+      return ssm.map((s: any) => s.Resource['Fn::Join'][1].at(-1).Ref).sort();
+    };
+    for (const name of FUNCTIONS) {
+      const variables = fn(name).Environment.Variables;
+      const named = Object.entries(variables)
+        .filter(([variable, value]) => variable.endsWith('_PARAMETER') && value !== '')
+        .map(([, value]) => (value as { Ref: string }).Ref)
+        .sort();
+      const expected = [...(http.includes(name) ? ['JwtSecretParameter'] : []), ...(needsKeys.includes(name) ? ['EncryptionKeysParameter'] : [])];
+      expect(named, name).toEqual(expected.sort());
+      expect(readable(name), name).toEqual(expected.sort());
+      // With a customer managed key, kms:Decrypt on it alone; without one, nothing.
+      const kms = roleOf(name).Policies.flatMap((p: any) => p.PolicyDocument.Statement).filter((s: any) => s['Fn::If']);
+      expect(kms, name).toEqual([{ 'Fn::If': ['HasSecretsKmsKey', { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: { Ref: 'SecretsKmsKeyArn' } }, { Ref: 'AWS::NoValue' }] }]);
+      expect(fn(name).Environment.Variables.POWERTOOLS_PARAMETERS_MAX_AGE).toBe('300');
+    }
   });
 
   it('produces bundles that run on their own, in a bare Node, without node_modules or TypeScript', async () => {

@@ -97,7 +97,7 @@ export async function startIsolatedStack(
       stack.product = await startProduct(env, 120_000);
       return stack.product;
     },
-    token: (sub) => signBearerToken(config.jwtSecret, sub, '1h'),
+    token: (sub) => signBearerToken(config.jwtSecret!, sub, '1h'),
     leftovers: async () => ({
       incoming: await list(config.incomingBucket),
       files: await list(config.bucket),

@@ -84,7 +84,7 @@ export async function prepareMinioEnvironment(overrides: Record<string, string> 
   for (const bucket of [config.bucket, config.incomingBucket]) {
     await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   }
-  const secret = config.jwtSecret;
+  const secret = config.jwtSecret!;
 
   const keys = async (bucket: string) => {
     const out = await admin.send(new ListObjectsV2Command({ Bucket: bucket }));
