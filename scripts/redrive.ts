@@ -5,9 +5,9 @@
  * the dead letters where the configuration keeps them, and prints what became of each file.
  * Exits 1 if a letter had to be kept because its file still fails.
  */
-import { loadDotEnv } from './local/dot-env.ts';
+import { loadLocalEnv } from './local/dot-env.ts';
 
-loadDotEnv();
+loadLocalEnv();
 const port = Number(process.env.TRANSCRIBO_LAMBDA_PORT ?? 3002);
 const max = Number(process.argv[2] ?? 100);
 const url = `http://127.0.0.1:${port}/2015-03-31/functions/transcribo-storage-dev-redrive/invocations`;

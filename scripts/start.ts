@@ -13,16 +13,21 @@
  * - Sweep: the sweep function runs every STORAGE_SWEEP_INTERVAL_SECONDS, as EventBridge runs it
  *   when deployed, and finds what no event brought.
  *
- * Configuration is the product's own (STORAGE_*, see .env.example), read from the environment
- * and from .env if present. Where no secrets are configured, local ones are generated once into
- * .local/dev-secrets.json; so is the token MinIO's webhook must present.
+ * Configuration is the product's own (STORAGE_*, see .env.example), read from the environment,
+ * from .env if present, and from the settings `npm run minio` left in .local/minio.env. Where no
+ * secrets are configured, local ones are generated once into .local/dev-secrets.json; so is the
+ * token MinIO's webhook must present. With a MinIO, a probe upload proves at start that its
+ * events reach the relay, or says exactly how MinIO must be started. Whatever stops the start is
+ * said in one line that names the variable to change (local/startup-failure.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { ConfigError, DEFAULT_BUCKETS, parseConfig, type StorageConfig } from '../lib/config.ts';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ConfigError, parseConfig, requireSecrets, type StorageConfig } from '../lib/config.ts';
 import { deadLetterStore, letterForEvent } from '../lib/processing/dead-letters.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import { devSecretsFile, loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
-import { loadDotEnv } from './local/dot-env.ts';
+import { loadLocalEnv, minioEnvFile } from './local/dot-env.ts';
 import { signBearerToken } from './local/dev-token.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './local/embedded-s3.ts';
 import { createEventQueue, type EventQueue } from './local/event-queue.ts';
@@ -30,13 +35,14 @@ import { createEventRelay, type EventRelay } from './local/event-relay.ts';
 import { startFunctions, type FunctionsRuntime } from './local/functions-runtime.ts';
 import { createHttpGateway, type HttpGateway } from './local/http-gateway.ts';
 import { prepareStorage } from './local/storage-setup.ts';
+import { startupFailureLine } from './local/startup-failure.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
 import { getFreePort } from './minio.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const log = (line: string) => process.stdout.write(`[transcribo] ${line}\n`);
 
-loadDotEnv();
+const fromMinio = loadLocalEnv();
 const env = process.env;
 const httpHost = env.TRANSCRIBO_HTTP_HOST ?? '127.0.0.1';
 const httpPort = Number(env.TRANSCRIBO_HTTP_PORT ?? 3000);
@@ -50,6 +56,14 @@ const localDir = localDirectory();
 env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 /** Lambda retries a failed asynchronous invocation after about 1 and 2 minutes; locally sooner. */
 const RETRY_DELAYS_MS = [5_000, 20_000];
+/** MinIO delivers from its queue_dir about every 3 s: a probe that has not arrived in this long will not. */
+const PROBE_TIMEOUT_MS = 15_000;
+const PORT_VARIABLES: Record<number, string> = {
+  [httpPort]: 'TRANSCRIBO_HTTP_PORT',
+  [lambdaPort]: 'TRANSCRIBO_LAMBDA_PORT',
+  [eventsPort]: 'TRANSCRIBO_EVENTS_PORT',
+  [Number(env.TRANSCRIBO_EMBEDDED_S3_PORT ?? 4569)]: 'TRANSCRIBO_EMBEDDED_S3_PORT',
+};
 
 let embedded: EmbeddedS3 | undefined;
 let relay: EventRelay | undefined;
@@ -57,6 +71,10 @@ let gateway: HttpGateway | undefined;
 let functions: FunctionsRuntime | undefined;
 let queue: EventQueue | undefined;
 let sweepTimer: NodeJS.Timeout | undefined;
+let config: StorageConfig | undefined;
+const mode = env.STORAGE_ENDPOINT ? 'minio' : 'embedded';
+/** A probe upload's key while npm start waits for its event. */
+let probe: { key: string; arrived: () => void } | undefined;
 
 async function shutdown(code: number): Promise<never> {
   clearInterval(sweepTimer);
@@ -68,145 +86,194 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
-if (!env.STORAGE_AUTH_JWT_SECRET || (!env.STORAGE_ENCRYPTION_KEYS && env.STORAGE_ENCRYPTION_ENABLED !== 'false')) {
-  const secrets = await loadOrCreateDevSecrets();
-  env.STORAGE_AUTH_JWT_SECRET ||= secrets.jwtSecret;
-  env.STORAGE_ENCRYPTION_KEYS ||= secrets.encryptionKeys;
-  log(`using local development secrets from ${devSecretsFile()}`);
-}
-const eventsToken = env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
+async function main(): Promise<void> {
+  if (!env.STORAGE_AUTH_JWT_SECRET || (!env.STORAGE_ENCRYPTION_KEYS && env.STORAGE_ENCRYPTION_ENABLED !== 'false')) {
+    const secrets = await loadOrCreateDevSecrets();
+    env.STORAGE_AUTH_JWT_SECRET ||= secrets.jwtSecret;
+    env.STORAGE_ENCRYPTION_KEYS ||= secrets.encryptionKeys;
+    log(`using local development secrets from ${devSecretsFile()}`);
+  }
+  const eventsToken = env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
+  if (fromMinio.length > 0) log(`using the MinIO settings npm run minio wrote to ${minioEnvFile()} (${fromMinio.join(', ')})`);
 
-// Until the queue exists (it needs the configuration), emulator events wait here.
-const early: unknown[] = [];
-const mode = env.STORAGE_ENDPOINT ? 'minio' : 'embedded';
-if (mode === 'embedded') {
-  const files = env.STORAGE_BUCKET || DEFAULT_BUCKETS.files;
-  const incoming = env.STORAGE_INCOMING_BUCKET || DEFAULT_BUCKETS.incoming;
-  embedded = await startEmbeddedS3({
-    port: Number(env.TRANSCRIBO_EMBEDDED_S3_PORT ?? 4569),
-    directory: join(localDir, 's3rver'),
-    buckets: [files, incoming],
-    incomingBucket: incoming,
-    onObjectCreated: (event) => (queue ? queue.accept(event) : early.push(event)),
-  });
-  Object.assign(env, {
-    STORAGE_ENDPOINT: embedded.endpoint,
-    STORAGE_PORT: String(embedded.port),
-    STORAGE_SECURE: 'false',
-    STORAGE_ACCESS_KEY: embedded.accessKey,
-    STORAGE_SECRET_KEY: embedded.secretKey,
-    STORAGE_BUCKET: files,
-    STORAGE_INCOMING_BUCKET: incoming,
-  });
-}
+  // Until the queue exists (it needs the configuration), emulator events wait here.
+  const early: unknown[] = [];
+  if (mode === 'embedded') {
+    const { bucket: files, incomingBucket: incoming } = parseConfig(env);
+    embedded = await startEmbeddedS3({
+      port: Number(env.TRANSCRIBO_EMBEDDED_S3_PORT ?? 4569),
+      directory: join(localDir, 's3rver'),
+      buckets: [files, incoming],
+      incomingBucket: incoming,
+      onObjectCreated: (event) => (queue ? queue.accept(event) : early.push(event)),
+    });
+    Object.assign(env, {
+      STORAGE_ENDPOINT: embedded.endpoint,
+      STORAGE_PORT: String(embedded.port),
+      STORAGE_SECURE: 'false',
+      STORAGE_ACCESS_KEY: embedded.accessKey,
+      STORAGE_SECRET_KEY: embedded.secretKey,
+      STORAGE_BUCKET: files,
+      STORAGE_INCOMING_BUCKET: incoming,
+    });
+  }
 
-let config: StorageConfig;
-try {
   config = parseConfig(env);
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`);
-    await shutdown(2);
-  }
-  throw error;
-}
+  requireSecrets(config, ['jwtSecret', 'encryptionKeys']);
 
-// serverless.yml falls back to CloudFormation resources and parameters for these, and to
-// stage-suffixed bucket names: offline, the functions must get the values this process uses.
-env.STORAGE_ENCRYPTION_KEYS ??= '';
-env.STORAGE_ENCRYPTION_ACTIVE_KEY_ID = config.encryption.enabled ? config.encryption.activeKeyId : '';
-env.STORAGE_DEAD_LETTER_QUEUE_URL ??= '';
-env.STORAGE_BUCKET = config.bucket;
-env.STORAGE_INCOMING_BUCKET = config.incomingBucket;
+  // serverless.yml takes these from the template's own resources and parameters when deployed,
+  // and the resolved ones from this process: offline, the functions get the values it uses.
+  Object.assign(env, {
+    STORAGE_REGION: config.region,
+    STORAGE_BUCKET: config.bucket,
+    STORAGE_INCOMING_BUCKET: config.incomingBucket,
+    STORAGE_DEAD_LETTER_QUEUE_URL: env.STORAGE_DEAD_LETTER_QUEUE_URL ?? '',
+    STORAGE_AUTH_JWT_SECRET_PARAMETER: '',
+    STORAGE_ENCRYPTION_KEYS_PARAMETER: '',
+  });
 
-const s3 = createS3Clients(config).internal;
-if (mode === 'minio') {
-  const report = await prepareStorage(s3, { files: config.bucket, incoming: config.incomingBucket });
-  if (report.createdBuckets.length > 0) log(`created buckets ${report.createdBuckets.join(', ')}`);
-  log(`CORS on ${config.incomingBucket}: ${report.cors}`);
-  if (report.notifications === 'missing') {
-    log(
-      `MinIO has no webhook target "${WEBHOOK_TARGET_ID}", so uploads wait for the sweep (${report.notificationProblem}).\n` +
-        `  Start MinIO with MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET_ID}=on, ` +
-        `MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET_ID}=http://<this host>:${eventsPort}/minio-events, ` +
-        `MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET_ID}=<dir> and ` +
-        `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=<the eventsToken of ${devSecretsFile()}> (npm run minio and docker-compose.yml do).`,
-    );
-  }
-}
-
-const deadLetters = deadLetterStore(config, s3);
-queue = createEventQueue({
-  invoke: (event) => functions!.invoke('processUpload', event),
-  concurrency: 2,
-  retryDelaysMs: RETRY_DELAYS_MS,
-  onResult: (_event, payload) => {
-    for (const result of (payload as { results?: Array<{ outcome: string; fileId?: string; reason?: string }> } | null)?.results ?? []) {
-      log(`upload ${result.fileId ?? '(not an upload)'}: ${result.outcome}${result.reason ? ` (${result.reason})` : ''}`);
+  const s3 = createS3Clients(config).internal;
+  const { bucket, incomingBucket } = config;
+  let notifications = 'missing';
+  if (mode === 'minio') {
+    const report = await prepareStorage(s3, { files: bucket, incoming: incomingBucket });
+    if (report.createdBuckets.length > 0) log(`created buckets ${report.createdBuckets.join(', ')}`);
+    log(`CORS on ${incomingBucket}: ${report.cors}`);
+    notifications = report.notifications;
+    if (report.notifications === 'missing') {
+      log(
+        `MinIO has no webhook target "${WEBHOOK_TARGET_ID}", so uploads wait for the sweep (${report.notificationProblem}).\n` +
+          `  Start MinIO with MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET_ID}=on, ` +
+          `MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET_ID}=http://<this host>:${eventsPort}/minio-events, ` +
+          `MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET_ID}=<dir> and ` +
+          `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=<the eventsToken of ${devSecretsFile()}> (npm run minio and docker-compose.yml do).`,
+      );
     }
-  },
-  deadLetter: (event, error, attempts) => deadLetters.put(letterForEvent(event, 'RetriesExhausted', error, attempts)),
-  log,
-});
-for (const event of early.splice(0)) queue.accept(event);
+  }
 
-if (mode === 'minio') {
-  relay = await createEventRelay({ listen: { host: eventsHost, port: eventsPort }, token: eventsToken, accept: (e) => queue!.accept(e), log });
-}
+  const deadLetters = deadLetterStore(config, s3);
+  const sweepSeconds = config.sweep.intervalSeconds;
+  queue = createEventQueue({
+    invoke: (event) => functions!.invoke('processUpload', event),
+    concurrency: 2,
+    retryDelaysMs: RETRY_DELAYS_MS,
+    onResult: (_event, payload) => {
+      for (const result of (payload as { results?: Array<{ outcome: string; fileId?: string; reason?: string }> } | null)?.results ?? []) {
+        log(`upload ${result.fileId ?? '(not an upload)'}: ${result.outcome}${result.reason ? ` (${result.reason})` : ''}`);
+      }
+    },
+    deadLetter: (event, error, attempts) => deadLetters.put(letterForEvent(event, 'RetriesExhausted', error, attempts)),
+    log,
+  });
+  for (const event of early.splice(0)) queue.accept(event);
 
-let sweeping = false;
-async function runSweep(): Promise<void> {
-  if (sweeping || functions?.upstream() === undefined) return;
-  sweeping = true;
-  try {
-    const result = await functions.invoke('sweep', {});
-    if (!result.ok) {
-      log(`sweep failed (${result.message})`);
+  if (mode === 'minio') {
+    relay = await createEventRelay({
+      listen: { host: eventsHost, port: eventsPort },
+      token: eventsToken,
+      accept: (event) => {
+        if (probe && JSON.stringify(event).includes(probe.key)) probe.arrived();
+        else queue!.accept(event);
+      },
+      log,
+    });
+    if (notifications === 'webhook') void proveEventPath();
+  }
+
+  /** Puts a probe object where uploads land and waits for MinIO's event of it at the relay. */
+  async function proveEventPath(): Promise<void> {
+    const key = `uploads/transcribo-event-probe-${randomBytes(6).toString('hex')}`;
+    const started = Date.now();
+    const arrived = new Promise<boolean>((resolvePromise) => {
+      probe = { key, arrived: () => resolvePromise(true) };
+      setTimeout(() => resolvePromise(false), PROBE_TIMEOUT_MS).unref();
+    });
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: incomingBucket, Key: key, Body: '' }));
+    } catch (error) {
+      log(`could not put the event probe (${startupFailureLine(error)})`);
       return;
     }
-    const report = result.payload as { processed: Array<{ outcome: string; fileId?: string }>; expired: number; multipartAborted: number; lettersFiled: number; errors: number };
-    const done = report.processed.map((o) => `${o.fileId}: ${o.outcome}`);
-    if (done.length + report.expired + report.multipartAborted + report.lettersFiled + report.errors > 0) {
-      log(`sweep: ${[...done, `${report.expired} expired`, `${report.multipartAborted} multipart aborted`, `${report.lettersFiled} dead letters`, `${report.errors} errors`].join(', ')}`);
+    const ok = await arrived;
+    probe = undefined;
+    await s3.send(new DeleteObjectCommand({ Bucket: incomingBucket, Key: key })).catch(() => undefined);
+    if (ok) {
+      log(`events: MinIO's webhook reaches http://${eventsHost}:${eventsPort}/minio-events (probe in ${Date.now() - started} ms)`);
+      return;
     }
-  } finally {
-    sweeping = false;
+    const host = eventsHost === '0.0.0.0' ? '<this host>' : eventsHost;
+    log(
+      [
+        `MinIO's events do not reach npm start (no event of a probe upload within ${PROBE_TIMEOUT_MS / 1000} s), so uploads wait for the sweep (every ${sweepSeconds} s).`,
+        `  MinIO must run with:`,
+        `    MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET_ID}=on`,
+        `    MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET_ID}=http://${host}:${eventsPort}/minio-events`,
+        `    MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=${env.TRANSCRIBO_EVENTS_TOKEN ? '$TRANSCRIBO_EVENTS_TOKEN' : `<eventsToken of ${devSecretsFile()}>`}`,
+        `    MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET_ID}=<a directory of its own>`,
+        `  (npm run minio starts one wired this way.)`,
+      ].join('\n'),
+    );
   }
+
+  let sweeping = false;
+  async function runSweep(): Promise<void> {
+    if (sweeping || functions?.upstream() === undefined) return;
+    sweeping = true;
+    try {
+      const result = await functions.invoke('sweep', {});
+      if (!result.ok) {
+        log(`sweep failed (${result.message})`);
+        return;
+      }
+      const report = result.payload as { processed: Array<{ outcome: string; fileId?: string }>; expired: number; multipartAborted: number; lettersFiled: number; errors: number };
+      const done = report.processed.map((o) => `${o.fileId}: ${o.outcome}`);
+      if (done.length + report.expired + report.multipartAborted + report.lettersFiled + report.errors > 0) {
+        log(`sweep: ${[...done, `${report.expired} expired`, `${report.multipartAborted} multipart aborted`, `${report.lettersFiled} dead letters`, `${report.errors} errors`].join(', ')}`);
+      }
+    } finally {
+      sweeping = false;
+    }
+  }
+
+  const offlineHttpPort = await getFreePort();
+  functions = startFunctions({
+    root,
+    stage,
+    service,
+    env: { ...env, TRANSCRIBO_EVENTS_TOKEN: '' },
+    httpPort: offlineHttpPort,
+    lambdaPort,
+    output: (chunk, stream) => (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
+    log,
+    onReady: (first) => {
+      void runSweep();
+      if (first) void announce(config!);
+    },
+    onGiveUp: (code) => void shutdown(code),
+  });
+  gateway = await createHttpGateway({
+    listen: { host: httpHost, port: httpPort },
+    upstream: () => functions!.upstream(),
+    // Just above the functions' 29 s timeout, which middy answers itself 3 s before.
+    timeoutMs: 32_000,
+    waitForFunctionsMs: 30_000,
+    log,
+  });
+  sweepTimer = setInterval(() => void runSweep(), sweepSeconds * 1000);
 }
 
-const offlineHttpPort = await getFreePort();
-functions = startFunctions({
-  root,
-  stage,
-  service,
-  env: { ...env, TRANSCRIBO_EVENTS_TOKEN: '' },
-  httpPort: offlineHttpPort,
-  lambdaPort,
-  output: (chunk, stream) => (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
-  log,
-  onReady: (first) => {
-    void runSweep();
-    if (first) void announce();
-  },
-  onGiveUp: (code) => void shutdown(code),
-});
-gateway = await createHttpGateway({
-  listen: { host: httpHost, port: httpPort },
-  upstream: () => functions!.upstream(),
-  // Just above the functions' 29 s timeout, which middy answers itself 3 s before.
-  timeoutMs: 32_000,
-  waitForFunctionsMs: 30_000,
-  log,
-});
-sweepTimer = setInterval(() => void runSweep(), config.sweep.intervalSeconds * 1000);
-
-async function announce(): Promise<void> {
-  const token = await signBearerToken(config.jwtSecret, 'dev-user');
-  const api = `http://${httpHost}:${httpPort}`;
+async function announce(config: StorageConfig): Promise<void> {
+  // A token the configuration accepts: within its longest life, with its issuer and audience.
+  const life = Math.min(12 * 3600, config.auth.maxTokenLifetimeSeconds);
+  const token = await signBearerToken(config.jwtSecret!, 'dev-user', `${life}s`, { issuer: config.auth.issuer, audience: config.auth.audience?.[0] });
+  // Listening on every interface (in a container) is still reached on loopback from this host.
+  const api = `http://${httpHost === '0.0.0.0' ? '127.0.0.1' : httpHost}:${httpPort}`;
   const storage =
     mode === 'embedded'
       ? `embedded S3 emulator (s3rver) on ${config.endpoint}, data in ${join(localDir, 's3rver')} — enforces no signatures, POST policies or sizes`
       : `${config.endpoint} (presigned URLs signed for ${config.publicEndpoint}), events via webhook on http://${eventsHost}:${eventsPort}/minio-events`;
+  const page = new URL(`file://${join(root, 'examples', 'browser-upload.html')}`);
+  page.search = new URLSearchParams({ api, token }).toString();
   process.stdout.write(
     [
       '',
@@ -216,12 +283,33 @@ async function announce(): Promise<void> {
       `  buckets  ${config.incomingBucket} (uploads) → ${config.bucket} (encrypted files)`,
       `  sweep    every ${config.sweep.intervalSeconds} s; dead letters in ${config.deadLetterQueueUrl ?? `${config.bucket}/dead-letters/`} (npm run redrive)`,
       '',
-      'Try it (a token for sub "dev-user", valid 12 h), from another terminal:',
-      `  export TOKEN=${token}`,
-      `  npm run try -- path/to/recording.wav          # create, upload to the bucket, wait, read back`,
-      `  curl -s ${api}/files/<fileId> -H "Authorization: Bearer $TOKEN"`,
-      `  open examples/browser-upload.html?api=${encodeURIComponent(api)}&token=$TOKEN   # the same from a browser`,
+      ...(config.auth.jwksUrl === undefined
+        ? [
+            `Try it from another terminal in this folder (a token for sub "dev-user", valid ${life / 3600} h); each line pastes as it is:`,
+            ...BANNER_COMMANDS(api, token).map((line) => `  ${line}`),
+          ]
+        : [
+            `Callers' tokens come from the identity provider of ${config.auth.jwksUrl.href} (RS256/ES256): with one of them,`,
+            `  export TOKEN='<a token from your identity provider>' TRANSCRIBO_API='${api}'`,
+            '  npm run try',
+          ]),
+      '',
+      `Or in a browser: ${page.href}`,
       '',
     ].join('\n'),
   );
 }
+
+/** The commands the banner offers (test/e2e/npm-start-embedded.test.ts runs each of them as printed). */
+function BANNER_COMMANDS(api: string, token: string): string[] {
+  return [
+    `export TOKEN='${token}' TRANSCRIBO_API='${api}'`,
+    `npm run try    # a generated recording: create, upload, wait, read back (npm run try -- your.wav for your own)`,
+    `curl -s -X POST "$TRANSCRIBO_API/files" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"filename":"memo.wav","contentType":"audio/wav","size":48044}'`,
+  ];
+}
+
+main().catch(async (error: unknown) => {
+  process.stderr.write(`[transcribo] ${startupFailureLine(error, { endpoint: config?.endpoint, ports: PORT_VARIABLES })}\n`);
+  await shutdown(error instanceof ConfigError ? 2 : 1);
+});

@@ -1,25 +1,49 @@
 /**
- * `npm run try -- <recording>`: the whole client journey against a running `npm start`,
+ * `npm run try [-- <recording>]`: the whole client journey against a running `npm start`,
  * as a web or mobile app would make it: ask for an upload, send the file straight to the
  * bucket with the presigned form, wait until it is processed, read it back and compare.
- * TRANSCRIBO_API (default: npm start's address, http://127.0.0.1:$TRANSCRIBO_HTTP_PORT) and TOKEN
- * (printed by npm start) say where and who. Files larger than one response are read back by ranges.
+ * Without a file it sends a generated ten-second WAV. TRANSCRIBO_API (default: npm start's
+ * address, http://127.0.0.1:$TRANSCRIBO_HTTP_PORT) and TOKEN (printed by npm start; unset, one
+ * is signed with the local secret npm start uses) say where and who. Read back by ranges.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { loadDotEnv } from './local/dot-env.ts';
+import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
+import { signBearerToken } from './local/dev-token.ts';
+import { loadLocalEnv } from './local/dot-env.ts';
 
 const TYPES: Record<string, string> = { '.wav': 'audio/wav', '.mp3': 'audio/mpeg', '.m4a': 'audio/mp4' };
-loadDotEnv();
+loadLocalEnv();
 const [file] = process.argv.slice(2);
-const api = process.env.TRANSCRIBO_API ?? `http://127.0.0.1:${process.env.TRANSCRIBO_HTTP_PORT ?? 3000}`;
+const api = process.env.TRANSCRIBO_API || `http://127.0.0.1:${process.env.TRANSCRIBO_HTTP_PORT || 3000}`;
 /** A range well under the API's largest response (STORAGE_MAX_RESPONSE_BYTES, 4 MiB by default). */
 const RANGE_BYTES = 1024 * 1024;
-const token = process.env.TOKEN;
-if (!file || !token) {
-  process.stderr.write('usage: TOKEN=<token printed by npm start> npm run try -- <recording.wav|.mp3|.m4a>\n');
-  process.exit(2);
+const token =
+  process.env.TOKEN ||
+  (await signBearerToken(process.env.STORAGE_AUTH_JWT_SECRET || (await loadOrCreateDevSecrets()).jwtSecret, 'dev-user', '1h', {
+    issuer: process.env.STORAGE_AUTH_ISSUER || undefined,
+    audience: process.env.STORAGE_AUTH_AUDIENCE?.split(',')[0]?.trim() || undefined,
+  }));
+
+/** Ten seconds of a 440 Hz tone, 16 kHz mono 16-bit PCM: a real WAV any player opens. */
+function toneWav(seconds = 10, rate = 16_000): Buffer {
+  const samples = seconds * rate;
+  const out = Buffer.alloc(44 + samples * 2);
+  out.write('RIFF', 0);
+  out.writeUInt32LE(36 + samples * 2, 4);
+  out.write('WAVEfmt ', 8);
+  out.writeUInt32LE(16, 16);
+  out.writeUInt16LE(1, 20);
+  out.writeUInt16LE(1, 22);
+  out.writeUInt32LE(rate, 24);
+  out.writeUInt32LE(rate * 2, 28);
+  out.writeUInt16LE(2, 32);
+  out.writeUInt16LE(16, 34);
+  out.write('data', 36);
+  out.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) out.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
+  return out;
 }
 
 async function call(method: string, path: string, body?: unknown): Promise<any> {
@@ -33,11 +57,12 @@ async function call(method: string, path: string, body?: unknown): Promise<any> 
   return payload;
 }
 
-const bytes = await readFile(file);
+const bytes = file ? await readFile(file) : toneWav();
+const name = file ? basename(file) : 'tone.wav';
 const sha256 = createHash('sha256').update(bytes).digest('hex');
 const created = await call('POST', '/files', {
-  filename: basename(file),
-  contentType: TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
+  filename: name,
+  contentType: TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream',
   size: bytes.length,
   sha256,
 });
@@ -45,7 +70,7 @@ console.log(`created ${created.fileId}; uploading ${bytes.length} bytes to ${new
 
 const form = new FormData();
 for (const [name, value] of Object.entries(created.upload.fields as Record<string, string>)) form.append(name, value);
-form.append('file', new Blob([bytes]), basename(file));
+form.append('file', new Blob([bytes]), name);
 const sent = await fetch(created.upload.url, { method: 'POST', body: form });
 if (!sent.ok) throw new Error(`the bucket refused the upload: ${sent.status} ${await sent.text()}`);
 
@@ -68,4 +93,4 @@ for (let start = 0; start < bytes.length; start += RANGE_BYTES) {
 const same = hash.digest('hex') === sha256;
 console.log(`read back ${bytes.length} bytes by ranges: ${same ? 'identical' : 'DIFFERENT'}`);
 if (!same) process.exit(1);
-console.log(`curl -H "Authorization: Bearer $TOKEN" ${api}/files/${created.fileId}`);
+console.log(`curl -s -H "Authorization: Bearer $TOKEN" ${api}/files/${created.fileId}`);

@@ -4,7 +4,7 @@
  * deployed functions refuse to start without STORAGE_AUTH_JWT_SECRET and keys.
  *
  * `eventsToken` is the bearer token MinIO's webhook presents to the local event relay; the
- * throwaway MinIO of `node scripts/minio.ts start` reads it from the same file, so the two agree.
+ * MinIO of `npm run minio` reads it from the same file, so the two agree.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';

@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, wav } from '../support/audio-fixtures.ts';
 import { ApiClient } from '../support/api-client.ts';
@@ -15,6 +16,7 @@ import { startProduct, type RunningProduct } from '../support/running-product.ts
  * (Nothing here is evidence of security behaviour: the emulator enforces none.)
  */
 
+const root = resolve(import.meta.dirname, '..', '..');
 let product: RunningProduct;
 let localDir: string;
 
@@ -35,7 +37,26 @@ afterAll(async () => {
 describe('npm start with nothing configured', { timeout: 60_000 }, () => {
   it('says which storage it uses and how to try it', () => {
     expect(product.output()).toMatch(/storage\s+embedded S3 emulator \(s3rver\).*enforces no signatures/);
-    expect(product.output()).toMatch(/export TOKEN=ey/);
+    expect(product.output()).toMatch(/export TOKEN='ey/);
+  });
+
+  it('prints commands that work pasted as they are, one after the other, in a shell', () => {
+    const output = product.output();
+    const block = output.slice(output.indexOf('each line pastes as it is:')).split('\n').slice(1);
+    const commands = block.slice(0, block.findIndex((line) => line.trim() === '')).map((line) => line.trim());
+    expect(commands).toHaveLength(3);
+    // One shell, as a person pasting them would have: `export` carries on to the next lines.
+    const script = `set -e\n${commands.join('\n')}\n`;
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(STORAGE_|TOKEN$|TRANSCRIBO_)/.test(name)));
+    const run = spawnSync('bash', ['-c', script], { cwd: root, env: { ...env, TRANSCRIBO_LOCAL_DIR: localDir }, encoding: 'utf8', timeout: 90_000 });
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    // npm run try: a generated recording stored, processed and read back identical.
+    expect(run.stdout).toMatch(/status ready/);
+    expect(run.stdout).toMatch(/identical/);
+    // The curl: a new upload declared, its presigned form returned.
+    expect(run.stdout).toMatch(/"fileId":"[0-9a-f-]{36}".*"upload":\{/);
+    const page = /Or in a browser: (file:\S+)/.exec(output)?.[1];
+    expect(new URL(page!).searchParams.get('api')).toBe(product.api);
   });
 
   it('stores an upload through real emulator events and serves it back decrypted', async () => {
