@@ -6,6 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, wav } from '../support/audio-fixtures.ts';
+import { ensureJq, findCurl, requireCurl } from '../support/jq.ts';
 import { startIsolatedStack, type IsolatedStack } from '../support/isolated-stack.ts';
 
 /**
@@ -19,6 +20,9 @@ const MiB = 1024 * 1024;
 const OWNER = 'curl-user';
 let stack: IsolatedStack;
 let dir: string;
+let curl: string | undefined;
+/** What goes first on the recipe's PATH: the curl shim, then (when the system has none) a jq. */
+let binDirs: string;
 
 const recipe = (() => {
   const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
@@ -28,19 +32,27 @@ const recipe = (() => {
 })();
 
 beforeAll(async () => {
-  stack = await startIsolatedStack({ STORAGE_MAX_FILE_SIZE: String(128 * MiB) });
+  // A missing curl fails the test itself (below), with the reason, rather than this hook.
+  curl = findCurl();
+  const [started, jq] = await Promise.all([startIsolatedStack({ STORAGE_MAX_FILE_SIZE: String(128 * MiB) }), ensureJq()]);
+  stack = started;
   dir = mkdtempSync(join(tmpdir(), 'transcribo-curl-'));
-  writeFileSync(
-    join(dir, 'curl'),
-    `#!/usr/bin/env bash\necho "$*" >> "$CURL_LOG"\nfor a in "$@"; do [ "$a" = -T ] && exec /usr/bin/curl --limit-rate 20M "$@"; done\nexec /usr/bin/curl "$@"\n`,
-  );
-  chmodSync(join(dir, 'curl'), 0o755);
+  binDirs = jq.binDir ? `${dir}:${jq.binDir}` : dir;
+  const found = spawnSync('bash', ['-c', 'command -v jq'], { env: { PATH: `${binDirs}:${process.env.PATH}` }, encoding: 'utf8' });
+  expect(found.stdout.trim(), `the recipe must run the ${jq.source} jq`).toBe(jq.path);
+  if (curl) {
+    writeFileSync(
+      join(dir, 'curl'),
+      `#!/usr/bin/env bash\necho "$*" >> "$CURL_LOG"\nfor a in "$@"; do [ "$a" = -T ] && exec ${curl} --limit-rate 20M "$@"; done\nexec ${curl} "$@"\n`,
+    );
+    chmodSync(join(dir, 'curl'), 0o755);
+  }
 }, 180_000);
 afterAll(() => stack?.close());
 
 function runRecipe(env: Record<string, string>, log: string) {
   const child = spawn('bash', ['-euo', 'pipefail', '-c', recipe], {
-    env: { PATH: `${dir}:${process.env.PATH}`, HOME: process.env.HOME ?? dir, CURL_LOG: log, ...env },
+    env: { PATH: `${binDirs}:${process.env.PATH}`, HOME: process.env.HOME ?? dir, CURL_LOG: log, ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -55,6 +67,7 @@ const uploadsOf = (log: string) => readFileSync(log, 'utf8').split('\n').filter(
 
 describe('the README curl recipe, cut half-way and resumed', { timeout: 240_000 }, () => {
   it('a 70 MB WAV: killed after some parts, the second run sends only the rest, and the file ends ready and identical', async () => {
+    requireCurl();
     const bytes = wav(70 * MiB);
     const file = join(dir, 'interview.wav');
     writeFileSync(file, bytes);
@@ -110,7 +123,7 @@ describe('the README curl recipe, cut half-way and resumed', { timeout: 240_000 
     // And back with curl, as a player or a script would: a playback link, no header, a range in the middle.
     const minted = await fetch(`${stack.product.api}/files/${fileId}/links`, { method: 'POST', headers: { authorization: `Bearer ${env.TOKEN}` } });
     const { url } = (await minted.json()) as { url: string };
-    const got = spawnSync('/usr/bin/curl', ['-sS', '-f', '-r', '35000000-35000999', url], { encoding: 'buffer' });
+    const got = spawnSync(curl!, ['-sS', '-f', '-r', '35000000-35000999', url], { encoding: 'buffer' });
     expect(got.status, got.stderr.toString()).toBe(0);
     expect(got.stdout.equals(bytes.subarray(35_000_000, 35_001_000))).toBe(true);
   });
