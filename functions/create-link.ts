@@ -6,6 +6,9 @@ import { storageService } from '../lib/storage/storage-service.ts';
 export const handler = httpFunction('createPlaybackLink', async (event, context) => {
   const fileId = pathFileId(event);
   const { expiresIn } = requestBody(event, linkRequestSchema, 'createPlaybackLink');
-  const link = await storageService().createPlaybackLink(context.owner, fileId, { expiresInSeconds: expiresIn });
-  return json(201, { fileId, url: `${requestOrigin(event)}${link.path}`, expiresAt: link.expiresAt });
+  const service = storageService();
+  const link = await service.createPlaybackLink(context.owner, fileId, { expiresInSeconds: expiresIn });
+  // Behind a custom domain with a base path, the request's own Host does not say where clients call.
+  const base = service.config.publicApiUrl ?? requestOrigin(event);
+  return json(201, { fileId, url: `${base}${link.path}`, expiresAt: link.expiresAt });
 }, { secrets: ['jwtSecret'] });

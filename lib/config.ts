@@ -162,6 +162,11 @@ const fields = z.object({
     doc: 'how long a resumable upload may take in all (60 s – 7 days)',
     deployed: 'env',
   }),
+  STORAGE_PUBLIC_API_URL: setting(z.url({ protocol: /^https?$/, error: 'must be the http(s) URL clients call the API at' }).optional(), {
+    doc: 'the URL clients call the API at, custom domain and base path included; playback links are built on it',
+    deployed: 'env',
+    defaultDoc: 'the scheme and Host of the request',
+  }),
   STORAGE_MAX_RESPONSE_BYTES: setting(positiveInt(4 * MEBIBYTE), {
     doc: 'largest body `GET …/content` returns at once, and the most a range is served (Lambda caps responses at 6 MB)',
     deployed: 'env',
@@ -310,6 +315,8 @@ export interface StorageConfig {
   uploadUrlTtlSeconds: number;
   multipartUploadTtlSeconds: number;
   maxResponseBytes: number;
+  /** Where clients call the API (no trailing slash); undefined: the origin each request came to. */
+  publicApiUrl: string | undefined;
   /** `key` is undefined while the secret it derives from waits in Parameter Store. */
   playbackLinks: { maxTtlSeconds: number; key: Uint8Array | undefined };
   processing: { maxAttempts: number; leaseSeconds: number };
@@ -404,6 +411,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
     uploadUrlTtlSeconds: env.STORAGE_UPLOAD_URL_TTL_SECONDS,
     multipartUploadTtlSeconds: env.STORAGE_MULTIPART_UPLOAD_TTL_SECONDS,
     maxResponseBytes: env.STORAGE_MAX_RESPONSE_BYTES,
+    publicApiUrl: env.STORAGE_PUBLIC_API_URL?.replace(/\/+$/, ''),
     playbackLinks: {
       maxTtlSeconds: env.STORAGE_PLAYBACK_LINK_TTL_SECONDS,
       key: jwtSecret === undefined ? undefined : playbackLinkKey(jwtSecret),
