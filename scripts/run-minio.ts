@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { parseConfig } from '../lib/config.ts';
+import { parseConfig, SETTINGS } from '../lib/config.ts';
 import { loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
 import { loadDotEnv, minioEnvFile } from './local/dot-env.ts';
 import { failOnConfigError } from './local/startup-failure.ts';
@@ -33,14 +33,15 @@ const fail = (line: string): never => {
 loadDotEnv();
 const env = process.env;
 const config = failOnConfigError(() => parseConfig(env));
-let port = DEFAULT_PORT;
+// STORAGE_PORT, else the port of a local STORAGE_ENDPOINT, else 9000.
+let port = SETTINGS.STORAGE_PORT.parse(env.STORAGE_PORT || undefined) ?? DEFAULT_PORT;
 if (config.endpoint !== undefined) {
   const url = new URL(config.endpoint);
   if (!/^(localhost|127(\.\d+){3}|\[::1\])$/.test(url.hostname)) {
     fail(`STORAGE_ENDPOINT names ${url.hostname}, not this machine: npm run minio runs MinIO here (unset STORAGE_ENDPOINT or make it localhost).`);
   }
   if (url.protocol === 'https:') fail('STORAGE_SECURE is true: the MinIO npm run minio starts speaks http (set STORAGE_SECURE=false).');
-  port = Number(url.port || DEFAULT_PORT);
+  port = Number(url.port || port);
 }
 
 const file = minioEnvFile();

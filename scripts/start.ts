@@ -21,6 +21,7 @@
  * said in one line that names the variable to change (local/startup-failure.ts).
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError, parseConfig, requireSecrets, type StorageConfig } from '../lib/config.ts';
@@ -86,7 +87,23 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
+/** Fails with EADDRINUSE (and the port) before anything starts: serverless-offline would only print a stack and die over and over. */
+async function assertPortsFree(ports: Array<{ host: string; port: number }>): Promise<void> {
+  for (const { host, port } of ports) {
+    await new Promise<void>((resolvePromise, reject) => {
+      const probe = createServer();
+      probe.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(error, { port })));
+      probe.listen(port, host, () => probe.close(() => resolvePromise()));
+    });
+  }
+}
+
 async function main(): Promise<void> {
+  await assertPortsFree([
+    { host: httpHost, port: httpPort },
+    { host: httpHost, port: lambdaPort },
+    ...(mode === 'minio' ? [{ host: eventsHost, port: eventsPort }] : [{ host: '127.0.0.1', port: Number(env.TRANSCRIBO_EMBEDDED_S3_PORT ?? 4569) }]),
+  ]);
   if (!env.STORAGE_AUTH_JWT_SECRET || (!env.STORAGE_ENCRYPTION_KEYS && env.STORAGE_ENCRYPTION_ENABLED !== 'false')) {
     const secrets = await loadOrCreateDevSecrets();
     env.STORAGE_AUTH_JWT_SECRET ||= secrets.jwtSecret;
@@ -189,7 +206,7 @@ async function main(): Promise<void> {
       setTimeout(() => resolvePromise(false), PROBE_TIMEOUT_MS).unref();
     });
     try {
-      await s3.send(new PutObjectCommand({ Bucket: incomingBucket, Key: key, Body: '' }));
+      await s3.send(new PutObjectCommand({ Bucket: incomingBucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
     } catch (error) {
       log(`could not put the event probe (${startupFailureLine(error)})`);
       return;
@@ -273,7 +290,8 @@ async function announce(config: StorageConfig): Promise<void> {
       ? `embedded S3 emulator (s3rver) on ${config.endpoint}, data in ${join(localDir, 's3rver')} — enforces no signatures, POST policies or sizes`
       : `${config.endpoint} (presigned URLs signed for ${config.publicEndpoint}), events via webhook on http://${eventsHost}:${eventsPort}/minio-events`;
   const page = new URL(`file://${join(root, 'examples', 'browser-upload.html')}`);
-  page.search = new URLSearchParams({ api, token }).toString();
+  // With an identity provider, the local token is no use: the page asks for one of the provider's.
+  page.search = new URLSearchParams(config.auth.jwksUrl === undefined ? { api, token } : { api }).toString();
   process.stdout.write(
     [
       '',

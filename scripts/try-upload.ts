@@ -19,6 +19,20 @@ const [file] = process.argv.slice(2);
 const api = process.env.TRANSCRIBO_API || `http://127.0.0.1:${process.env.TRANSCRIBO_HTTP_PORT || 3000}`;
 /** A range well under the API's largest response (STORAGE_MAX_RESPONSE_BYTES, 4 MiB by default). */
 const RANGE_BYTES = 1024 * 1024;
+/** What went wrong, in one line, and exit 1: this is a person's command, not a library. */
+function fail(line: string): never {
+  process.stderr.write(`npm run try: ${line}\n`);
+  process.exit(1);
+}
+process.on('uncaughtException', (error) => {
+  const code = (error.cause as { code?: string } | undefined)?.code;
+  if (error.message === 'fetch failed') fail(`cannot reach ${api}${code ? ` (${code})` : ''}: is npm start running there? (TRANSCRIBO_HTTP_PORT, TRANSCRIBO_API)`);
+  fail(error.message.split('\n')[0]!);
+});
+process.on('unhandledRejection', (error) => fail((error as Error)?.message?.split('\n')[0] ?? String(error)));
+if (!process.env.TOKEN && process.env.STORAGE_AUTH_JWKS_URL) {
+  fail('STORAGE_AUTH_JWKS_URL is set, so callers need a token from that identity provider: set TOKEN to one.');
+}
 const token =
   process.env.TOKEN ||
   (await signBearerToken(process.env.STORAGE_AUTH_JWT_SECRET || (await loadOrCreateDevSecrets()).jwtSecret, 'dev-user', '1h', {
@@ -57,7 +71,7 @@ async function call(method: string, path: string, body?: unknown): Promise<any> 
   return payload;
 }
 
-const bytes = file ? await readFile(file) : toneWav();
+const bytes = file ? await readFile(file).catch(() => fail(`cannot read ${file}`)) : toneWav();
 const name = file ? basename(file) : 'tone.wav';
 const sha256 = createHash('sha256').update(bytes).digest('hex');
 const created = await call('POST', '/files', {
@@ -93,4 +107,6 @@ for (let start = 0; start < bytes.length; start += RANGE_BYTES) {
 const same = hash.digest('hex') === sha256;
 console.log(`read back ${bytes.length} bytes by ranges: ${same ? 'identical' : 'DIFFERENT'}`);
 if (!same) process.exit(1);
-console.log(`curl -s -H "Authorization: Bearer $TOKEN" ${api}/files/${created.fileId}`);
+// Pasteable as it is: the token this run used, unless it came from the shell's TOKEN.
+const bearer = process.env.TOKEN ? '$TOKEN' : token;
+console.log(`curl -s -H "Authorization: Bearer ${bearer}" ${api}/files/${created.fileId}`);

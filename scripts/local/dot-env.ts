@@ -16,13 +16,14 @@ export function minioEnvFile(): string {
 
 /**
  * .env, then the settings `npm run minio` wrote, so `npm start` finds the MinIO it started with
- * nothing copied by hand; the environment and .env win over them. Returns the names taken from
- * the MinIO file.
+ * nothing copied by hand. They are taken whole or not at all: where the environment or .env
+ * names a storage endpoint of its own, none of them (port, keys, http) is mixed into it. Returns
+ * the names taken from the MinIO file.
  */
 export function loadLocalEnv(): string[] {
   loadDotEnv();
   const file = minioEnvFile();
-  if (!existsSync(file)) return [];
+  if (!existsSync(file) || process.env.STORAGE_ENDPOINT) return [];
   const taken: string[] = [];
   for (const [name, value] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) {
     if (process.env[name]) continue;

@@ -17,9 +17,9 @@ const root = resolve(import.meta.dirname, '..', '..');
 let localDir: string;
 const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(STORAGE_|TRANSCRIBO_|AWS_)/.test(name)));
 
-function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+function start(env: Record<string, string>, script = 'scripts/start.ts'): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, ['scripts/start.ts'], {
+    const child = spawn(process.execPath, [script], {
       cwd: root,
       env: { ...clean, TRANSCRIBO_LOCAL_DIR: localDir, TRANSCRIBO_HTTP_PORT: '0', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -99,10 +99,18 @@ describe('npm start that cannot start', () => {
     }
   });
 
-  it('names a port already in use and its variable', async () => {
-    const { code, stderr } = await start({ TRANSCRIBO_EVENTS_PORT: String(busyPort), ...minioSettings() });
+  it.each(['TRANSCRIBO_EVENTS_PORT', 'TRANSCRIBO_LAMBDA_PORT', 'TRANSCRIBO_HTTP_PORT'])('names a port already in use and its variable: %s', async (variable) => {
+    const { code, stderr } = await start({ ...minioSettings(), [variable]: String(busyPort) });
     expect(code).toBe(1);
-    expect(oneLine(stderr)).toContain(`Port ${busyPort} is already in use (TRANSCRIBO_EVENTS_PORT)`);
+    expect(oneLine(stderr)).toContain(`Port ${busyPort} is already in use (${variable})`);
+  });
+});
+
+describe('npm run minio that cannot start', () => {
+  it('names the port it was told to use (STORAGE_PORT) when it is taken', async () => {
+    const { code, stderr } = await start({ STORAGE_PORT: String(busyPort) }, 'scripts/run-minio.ts');
+    expect(code).toBe(1);
+    expect(oneLine(stderr)).toContain(`Port ${busyPort} is already in use (STORAGE_PORT)`);
   });
 });
 
