@@ -4,7 +4,7 @@
  * - a resumable upload through the product (POST /files MULTIPART, part URLs signed by the
  *   product in batches, parts PUT with fetch `parallel` at a time, complete through the product)
  *   against one presigned PutObject of the same bytes;
- * - reads through a playback link (the get-content function, invoked in this process with an
+ * - reads through a playback link (the get-file function, invoked in this process with an
  *   API Gateway v2 event, as Lambda would) against a presigned GET of the stored ciphertext.
  *
  * Every measurement also checks what it got (status, lengths, and the plaintext bytes where it
@@ -14,10 +14,10 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { handler as completeUpload } from '../functions/complete-upload.ts';
-import { handler as createLink } from '../functions/create-link.ts';
+import { handler as createLink } from '../functions/create-playback-link.ts';
 import { handler as createUpload } from '../functions/create-upload.ts';
-import { handler as getContent } from '../functions/get-content.ts';
-import { handler as getInfo } from '../functions/get-info.ts';
+import { handler as getContent } from '../functions/get-file.ts';
+import { handler as getInfo } from '../functions/get-file-info.ts';
 import { handler as presignParts } from '../functions/presign-parts.ts';
 import { handler as processUpload } from '../functions/process-upload.ts';
 import { finalKey, incomingKey } from '../lib/storage/object-layout.ts';
@@ -175,7 +175,7 @@ export function presignedCiphertextUrl(caller: Caller, fileId: string): Promise<
 }
 
 /**
- * GET of a playback link with a Range header, without any other header, through the get-content
+ * GET of a playback link with a Range header, without any other header, through the get-file
  * function. Checks the 206 and, given the recording, every byte. Returns the body.
  */
 export async function readLink(linkPath: string, fileId: string, range: string, recording?: SyntheticRecording): Promise<Buffer> {
@@ -244,7 +244,7 @@ export async function firstByteTimes(caller: Caller, fileId: string, runs: numbe
 /** Reads [start, end] (inclusive) and returns the bytes; throws if they are wrong. */
 export type RangeReader = (start: number, end: number) => Promise<Uint8Array>;
 
-/** Range reads through a playback link (the get-content function). */
+/** Range reads through a playback link (the get-file function). */
 export function linkRangeReader(linkPath: string, fileId: string): RangeReader {
   return (start, end) => readLink(linkPath, fileId, `bytes=${start}-${end}`);
 }

@@ -245,7 +245,7 @@ console.log(
     `the default-part upload processed: ${uploaded.status}, SHA-256 ${uploadedOk ? 'matches' : 'differs'}`,
 );
 console.log(
-  `\nfirst audio byte of a 100 MB file (${reads} runs each, alternating; link: get-content handler invoked in-process with an API Gateway v2 event, ` +
+  `\nfirst audio byte of a 100 MB file (${reads} runs each, alternating; link: get-file handler invoked in-process with an API Gateway v2 event, ` +
     `no HTTP hop, 'Range: bytes=0-' answered 206 with ${fmt(firstByte.linkBytes / 2 ** 20, 1)} MiB, buffered as in Lambda; presigned: fetch over HTTP to its first body chunk):`,
 );
 console.log(`  link ${spread(firstByte.linkMs)} | presigned GET ${spread(firstByte.plainMs)} | ratio ${fmt(summary.firstByteRatio, 2)} (medians)`);

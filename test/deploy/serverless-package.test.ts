@@ -19,7 +19,7 @@ import { apiEvent } from '../support/lambda-events.ts';
  */
 
 const root = resolve(import.meta.dirname, '..', '..');
-const FUNCTIONS = ['CreateUpload', 'PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request', 'GetInfo', 'GetSize', 'GetContent', 'CreateLink', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
+const FUNCTIONS = ['CreateUpload', 'PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request', 'GetFileInfo', 'GetFileSize', 'GetFile', 'CreatePlaybackLink', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
 let template: any;
 const KEK = randomBytes(32).toString('base64');
 
@@ -91,19 +91,19 @@ describe('npm run package', () => {
     const uploads = ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:ListMultipartUploadParts', 's3:PutObject'];
     expect(actions('CreateUpload')).toEqual(uploads);
     for (const name of ['PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request']) expect(fn(name).Role).toEqual(fn('CreateUpload').Role);
-    expect(fn('CreateLink').Role).toEqual(fn('GetInfo').Role);
-    expect(actions('GetInfo')).toEqual(['s3:GetObject', 's3:ListBucket']);
-    // Info, size and links answer from manifests: only get-content may read a recording's body.
+    expect(fn('CreatePlaybackLink').Role).toEqual(fn('GetFileInfo').Role);
+    expect(actions('GetFileInfo')).toEqual(['s3:GetObject', 's3:ListBucket']);
+    // Info, size and links answer from manifests: only get-file may read a recording's body.
     const readsBodies = FUNCTIONS.filter((name) =>
       s3Statements(name).some((s: any) => s.Action.includes('s3:GetObject') && s.Resource.some((r: string) => r.endsWith('audio-files/files/*'))),
     );
-    expect(readsBodies).toEqual(['GetContent']);
+    expect(readsBodies).toEqual(['GetFile']);
     expect(actions('DeleteFile')).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
     const processing = ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'];
     expect(actions('ProcessUpload')).toEqual(processing);
     expect(actions('Redrive')).toEqual(processing);
-    expect(fn('GetInfo').Role).toEqual(fn('GetSize').Role);
-    expect(fn('GetInfo').Role).not.toEqual(fn('GetContent').Role);
+    expect(fn('GetFileInfo').Role).toEqual(fn('GetFileSize').Role);
+    expect(fn('GetFileInfo').Role).not.toEqual(fn('GetFile').Role);
     expect(fn('Sweep').Role).toEqual(fn('ProcessUpload').Role);
     expect(fn('CreateUpload').Role).not.toEqual(fn('ProcessUpload').Role);
     for (const name of FUNCTIONS) {
@@ -141,7 +141,7 @@ describe('npm run package', () => {
     // The function role sends to the destination (Lambda uses it), and a run that gives up files its own letter.
     expect(sqsActions('ProcessUpload')).toEqual(['sqs:SendMessage']);
     expect(sqsActions('Redrive')).toEqual(['sqs:DeleteMessage', 'sqs:ReceiveMessage']);
-    for (const name of ['CreateUpload', 'GetInfo', 'DeleteFile']) expect(sqsActions(name)).toEqual([]);
+    for (const name of ['CreateUpload', 'GetFileInfo', 'DeleteFile']) expect(sqsActions(name)).toEqual([]);
     for (const name of ['ProcessUpload', 'Sweep', 'Redrive']) {
       expect(fn(name).Environment.Variables.STORAGE_DEAD_LETTER_QUEUE_URL).toEqual({ Ref: queueId });
     }
@@ -180,7 +180,7 @@ describe('npm run package', () => {
     expect(JSON.stringify(template)).not.toContain(KEK);
     expect(template.Parameters.JwtSecretParameter.Default).toBe('/transcribo-storage/dev/jwt-secret');
     expect(template.Parameters.EncryptionKeysParameter.Default).toBe('/transcribo-storage/dev/encryption-keys');
-    const needsKeys = ['GetContent', 'ProcessUpload', 'Sweep', 'Redrive'];
+    const needsKeys = ['GetFile', 'ProcessUpload', 'Sweep', 'Redrive'];
     const http = FUNCTIONS.filter((name) => !['ProcessUpload', 'Sweep', 'Redrive'].includes(name));
     /** The parameters a function's role may read, by the CloudFormation parameter that names them. */
     const readable = (name: string) => {
@@ -209,9 +209,9 @@ describe('npm run package', () => {
   it('produces bundles that run on their own, in a bare Node, without node_modules or TypeScript', async () => {
     const alone = mkdtempSync(join(tmpdir(), 'transcribo-bundle-'));
     try {
-      cpSync(join(root, '.build', 'functions', 'get-info.mjs'), join(alone, 'get-info.mjs'));
+      cpSync(join(root, '.build', 'functions', 'get-file-info.mjs'), join(alone, 'get-file-info.mjs'));
       const event = JSON.stringify(apiEvent({ method: 'GET', path: '/files/x', fileId: 'x' }));
-      const script = `const { handler } = await import('./get-info.mjs');
+      const script = `const { handler } = await import('./get-file-info.mjs');
         const reply = await handler(${event}, { awsRequestId: 'r', getRemainingTimeInMillis: () => 1000 });
         process.stdout.write(JSON.stringify(reply));`;
       const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {

@@ -103,7 +103,7 @@ async function productWith(overrides: Record<string, string | undefined>): Promi
     import('../../functions/presign-parts.ts'),
     import('../../functions/complete-upload.ts'),
     import('../../functions/process-upload.ts'),
-    import('../../functions/get-content.ts'),
+    import('../../functions/get-file.ts'),
   ]);
   const handlers = { presignParts: presignParts.handler, completeUpload: completeUpload.handler };
   const incoming = process.env.STORAGE_INCOMING_BUCKET!;

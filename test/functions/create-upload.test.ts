@@ -7,7 +7,7 @@ import { invoke } from '../support/handlers.ts';
 import { sendUpload } from '../support/http-client.ts';
 import { apiEvent } from '../support/lambda-events.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../support/minio-environment.ts';
-import { handler as getInfo } from '../../functions/get-info.ts';
+import { handler as getInfo } from '../../functions/get-file-info.ts';
 import { notifyUploaded, requestUpload } from '../support/file-flow.ts';
 
 let env: MinioEnvironment;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as getInfo } from '../../functions/get-info.ts';
+import { handler as getInfo } from '../../functions/get-file-info.ts';
 import { expectErrorBody } from '../support/api-client.ts';
 import { requestUpload } from '../support/file-flow.ts';
 import { invoke } from '../support/handlers.ts';

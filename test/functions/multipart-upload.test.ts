@@ -2,8 +2,8 @@ import { AbortMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as completeUpload } from '../../functions/complete-upload.ts';
 import { handler as deleteFile } from '../../functions/delete-file.ts';
-import { handler as getContent } from '../../functions/get-content.ts';
-import { handler as getInfo } from '../../functions/get-info.ts';
+import { handler as getContent } from '../../functions/get-file.ts';
+import { handler as getInfo } from '../../functions/get-file-info.ts';
 import { handler as listParts } from '../../functions/list-parts.ts';
 import { handler as presignParts } from '../../functions/presign-parts.ts';
 import { handler as signS3Request } from '../../functions/sign-s3-request.ts';

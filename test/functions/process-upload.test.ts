@@ -1,6 +1,6 @@
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as getInfo } from '../../functions/get-info.ts';
+import { handler as getInfo } from '../../functions/get-file-info.ts';
 import { handler as processUpload } from '../../functions/process-upload.ts';
 import { finalKey, incomingKey, manifestKey } from '../../lib/storage/object-layout.ts';
 import { m4a, mp3, mp3FrameSync, notAudio, sha256, wav } from '../support/audio-fixtures.ts';

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as getContent } from '../../functions/get-content.ts';
-import { handler as getInfo } from '../../functions/get-info.ts';
+import { handler as getContent } from '../../functions/get-file.ts';
+import { handler as getInfo } from '../../functions/get-file-info.ts';
 import { wav } from '../support/audio-fixtures.ts';
 import { uploadRecording } from '../support/file-flow.ts';
 import { invoke } from '../support/handlers.ts';
@@ -99,7 +99,7 @@ describe('secrets from Parameter Store', () => {
     const as = await token('alice');
     expect((await info(fileId, as)).status).toBe(200);
     expect((await info(fileId, as)).status).toBe(200);
-    // get-info opens no recording: it never asks for the keys, and asks for the JWT secret once within the cache's life.
+    // get-file-info opens no recording: it never asks for the keys, and asks for the JWT secret once within the cache's life.
     expect(calls.map((c) => c.name)).toEqual([JWT_PARAMETER]);
   });
 

@@ -39,7 +39,7 @@ async function behind(answer: (res: ServerResponse) => void, options: { up?: () 
 const offlineFailure = (errorType: string, errorMessage: string) => (res: ServerResponse) =>
   res
     .writeHead(200, { 'content-type': 'application/json' })
-    .end(JSON.stringify({ errorMessage, errorType, stackTrace: ['Error: boom', '    at handler (/work/main/functions/get-info.ts:5:11)'] }));
+    .end(JSON.stringify({ errorMessage, errorType, stackTrace: ['Error: boom', '    at handler (/work/main/functions/get-file-info.ts:5:11)'] }));
 
 describe('local HTTP gateway', () => {
   it("turns serverless-offline's timeout (a 200 with a stack) into the catalogue's 504", async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as getSize } from '../../functions/get-size.ts';
+import { handler as getSize } from '../../functions/get-file-size.ts';
 import { mp3 } from '../support/audio-fixtures.ts';
 import { requestUpload, uploadRecording } from '../support/file-flow.ts';
 import { invoke } from '../support/handlers.ts';

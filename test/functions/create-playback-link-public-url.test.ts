@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as createLink } from '../../functions/create-link.ts';
-import { handler as getContent } from '../../functions/get-content.ts';
+import { handler as createLink } from '../../functions/create-playback-link.ts';
+import { handler as getContent } from '../../functions/get-file.ts';
 import { wav } from '../support/audio-fixtures.ts';
 import { uploadRecording } from '../support/file-flow.ts';
 import { invoke } from '../support/handlers.ts';

@@ -1,6 +1,6 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as getContent } from '../../functions/get-content.ts';
+import { handler as getContent } from '../../functions/get-file.ts';
 import { finalKey } from '../../lib/storage/object-layout.ts';
 import { sha256, wav } from '../support/audio-fixtures.ts';
 import { requestUpload, uploadRecording } from '../support/file-flow.ts';

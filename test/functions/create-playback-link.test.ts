@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler as createLink } from '../../functions/create-link.ts';
+import { handler as createLink } from '../../functions/create-playback-link.ts';
 import { handler as deleteFile } from '../../functions/delete-file.ts';
-import { handler as getContent } from '../../functions/get-content.ts';
-import { handler as getInfo } from '../../functions/get-info.ts';
+import { handler as getContent } from '../../functions/get-file.ts';
+import { handler as getInfo } from '../../functions/get-file-info.ts';
 import { wav } from '../support/audio-fixtures.ts';
 import { requestUpload, uploadRecording } from '../support/file-flow.ts';
 import { invoke } from '../support/handlers.ts';
