@@ -2,17 +2,19 @@ import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import type { StorageError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
-import { metrics, MetricUnit } from '../observability/metrics.ts';
+import { METRIC } from '../observability/metric-names.ts';
+import { metrics, MetricUnit, recordStoredRecording } from '../observability/metrics.ts';
 import { isNotFound, toStorageError } from '../storage/backend-errors.ts';
 import { removeStoredObject, removeUpload as removeUploadOf } from '../storage/file-objects.ts';
 import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
 import { fileIdFromIncomingKey, incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
+import { UsageLedger } from '../storage/usage-ledger.ts';
 import { deadLetterStore, letterForUpload } from './dead-letters.ts';
 import type { ObjectCreatedRecord } from './event-records.ts';
 import { Lease } from './lease.ts';
 import { sealRecording, storedAttributes } from './seal-recording.ts';
-import { UploadRejection } from './upload-inspector.ts';
+import { UploadRejection, type RejectionCode } from './upload-inspector.ts';
 
 /**
  * What happens to one uploaded file. Three callers ask for it: the object-created event of its
@@ -60,6 +62,11 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   const removeUpload = () => removeUploadOf(ctx, fileId, 'processUpload');
   const removeFinalObject = () => removeStoredObject(ctx, fileId, 'processUpload');
 
+  // The file is ready whatever happens to its ledger change: a failure is logged, not retried.
+  const recordAdded = (bytes: number) =>
+    new UsageLedger(s3, config.bucket).record('add', fileId, bytes, 'processUpload').catch((error: unknown) =>
+      logger.error('usage change not recorded; the totals miss this file until a delivery finds it ready', { fileId, error: error as Error }),
+    );
   const changedMeanwhile: ProcessOutcome = { outcome: 'deferred', fileId, reason: 'changed by another run meanwhile' };
   const current = await manifests.read(fileId);
   if (current === undefined) {
@@ -68,6 +75,8 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   }
   const { manifest } = current;
   if (isSettled(manifest.status)) {
+    // Again, in case the run that made it ready died before its change: the fold counts a file once however often it is told.
+    if (manifest.status === 'ready' && manifest.stored !== undefined) await recordAdded(manifest.stored.size);
     await removeUpload();
     await pending.remove(fileId);
     return { outcome: 'skipped', fileId, reason: `already ${manifest.status}` };
@@ -130,22 +139,23 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
 
   /** The file is `failed` now: its dead letter (when a redrive can help), then its marker, last so the sweep can finish. */
   async function settleFailed(reason: string, letter: boolean, error?: StorageError): Promise<void> {
-    metrics.addMetric('UploadsFailed', MetricUnit.Count, 1);
+    metrics.addMetric(METRIC.uploadsFailed, MetricUnit.Count, 1);
     if (letter) await fileDeadLetter(ctx, fileId, reason, error);
     await pending.remove(fileId);
   }
 
-  async function reject(reason: string): Promise<ProcessOutcome> {
+  async function reject(reason: string, code: RejectionCode): Promise<ProcessOutcome> {
     if (!(await finish({ status: 'rejected', reason }))) return { outcome: 'skipped', fileId, reason: 'changed by another writer' };
     await removeUpload();
     await pending.remove(fileId);
-    metrics.addMetric('UploadsRejected', MetricUnit.Count, 1);
+    metrics.addMetric(METRIC.uploadsRejected, MetricUnit.Count, 1);
+    metrics.addDimensioned({ reason: code }, METRIC.uploadsRejected, MetricUnit.Count, 1);
     logger.info('upload rejected', { fileId, reason });
     return { outcome: 'rejected', fileId, reason };
   }
 
   if (uploadedSize !== manifest.size) {
-    return reject(`upload is ${uploadedSize} bytes but ${manifest.size} were declared`);
+    return reject(`upload is ${uploadedSize} bytes but ${manifest.size} were declared`, 'size_mismatch');
   }
 
   const started = performance.now();
@@ -168,7 +178,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
       signal: lease.signal,
     });
   } catch (error) {
-    if (error instanceof UploadRejection) return reject(error.message);
+    if (error instanceof UploadRejection) return reject(error.message, error.code);
     if (lease.signal.aborted) return lostLease();
     const storageError = toStorageError(error, 'processUpload', fileId);
     if (claimed.attempts >= config.processing.maxAttempts || trigger === 'redrive') {
@@ -199,16 +209,14 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   }
 
   if (!(await finish({ status: 'ready', stored: storedAttributes(sealed) }))) return lostLease();
+  // The file's `add` for the usage ledger (lib/storage/usage-ledger.ts).
+  await recordAdded(sealed.size);
   await removeUpload();
   await pending.remove(fileId);
 
   const elapsedMs = performance.now() - started;
-  metrics.addMetric('BytesStored', MetricUnit.Bytes, sealed.size);
-  metrics.addMetric('ProcessingLatency', MetricUnit.Milliseconds, elapsedMs);
-  if (sealed.encrypted) {
-    metrics.addMetric('EncryptionTime', MetricUnit.Milliseconds, sealed.encryptMs);
-    metrics.addMetric('EncryptionOverheadBytes', MetricUnit.Bytes, sealed.storedSize - sealed.size);
-  }
+  metrics.addMetric(METRIC.uploadsReady, MetricUnit.Count, 1);
+  recordStoredRecording(sealed);
   logger.info('upload stored', { fileId, trigger, size: sealed.size, storedSize: sealed.storedSize, elapsedMs: Math.round(elapsedMs) });
   return { outcome: 'ready', fileId };
 }
@@ -218,6 +226,7 @@ export async function fileDeadLetter(ctx: StorageContext, fileId: string, reason
   await deadLetterStore(ctx.config, ctx.s3.internal).put(
     letterForUpload(ctx.config.incomingBucket, fileId, { errorType: error?.name ?? 'ProcessingFailed', errorMessage: reason }),
   );
-  metrics.addMetric('DeadLetters', MetricUnit.Count, 1);
+  metrics.addMetric(METRIC.deadLetters, MetricUnit.Count, 1);
   logger.error('dead letter filed', { fileId, reason });
 }
+

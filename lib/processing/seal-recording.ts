@@ -127,7 +127,7 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
   const inspected = inspector.result!;
   if (input.declaredSha256 !== undefined && input.declaredSha256 !== inspected.sha256) {
     await deleteQuietly(input);
-    throw new UploadRejection('content does not match the declared SHA-256');
+    throw new UploadRejection('content does not match the declared SHA-256', 'sha256_mismatch');
   }
   return {
     sha256: inspected.sha256,

@@ -3,8 +3,18 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { SNIFF_BYTES, sniffAudio, type AudioExtension } from '../audio-formats.ts';
 
 /** The upload's content is not what was declared: the client's fault, final, never retried. */
+/** Why an upload is refused, as a metric dimension and an alarm can name it (the message says it to a person). */
+export type RejectionCode = 'too_large' | 'size_mismatch' | 'wrong_format' | 'sha256_mismatch';
+
 export class UploadRejection extends Error {
   override name = 'UploadRejection';
+
+  readonly code: RejectionCode;
+
+  constructor(message: string, code: RejectionCode) {
+    super(message);
+    this.code = code;
+  }
 }
 
 export interface InspectionResult {
@@ -41,7 +51,12 @@ export class UploadInspector extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#size += chunk.length;
     if (this.#size > this.#limit) {
-      callback(new UploadRejection(`upload is larger than ${this.#expectedSize === undefined ? 'the size limit' : 'declared'} (${this.#limit} bytes)`));
+      callback(
+        new UploadRejection(
+          `upload is larger than ${this.#expectedSize === undefined ? 'the size limit' : 'declared'} (${this.#limit} bytes)`,
+          this.#expectedSize === undefined ? 'too_large' : 'size_mismatch',
+        ),
+      );
       return;
     }
     if (this.#head !== undefined) {
@@ -59,7 +74,7 @@ export class UploadInspector extends Transform {
     const problem = this.#head === undefined ? undefined : this.#checkFormat();
     if (problem) return callback(problem);
     if (this.#expectedSize !== undefined && this.#size !== this.#expectedSize) {
-      return callback(new UploadRejection(`upload is ${this.#size} bytes but ${this.#expectedSize} were declared`));
+      return callback(new UploadRejection(`upload is ${this.#size} bytes but ${this.#expectedSize} were declared`, 'size_mismatch'));
     }
     this.#result = { size: this.#size, sha256: this.#hash.digest('hex') };
     callback();
@@ -74,6 +89,7 @@ export class UploadInspector extends Transform {
       found === undefined
         ? `content is not a recognised ${this.#extension} file`
         : `content is ${found} audio but the file was declared as ${this.#extension}`,
+      'wrong_format',
     );
   }
 }

@@ -4,6 +4,7 @@ import { Agent } from 'node:https';
 import { getCACertificates } from 'node:tls';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError, type StorageConfig } from '../config.ts';
+import { measureStorageLatency } from '../observability/storage-latency.ts';
 
 export interface S3Clients {
   /** For the functions' own calls, on the endpoint they reach. */
@@ -58,7 +59,7 @@ function privateCaAgent(caFile: string): Agent {
 }
 
 function makeClient(config: StorageConfig, endpoint: string | undefined, httpsAgent: Agent | undefined): S3Client {
-  return new S3Client({
+  return measureStorageLatency(new S3Client({
     region: config.region,
     ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
     ...(config.credentials === undefined ? {} : { credentials: config.credentials }),
@@ -73,7 +74,7 @@ function makeClient(config: StorageConfig, endpoint: string | undefined, httpsAg
     // isolates for a shared agent (aws-sdk-js-v3#6940).
     ...(httpsAgent && { expectContinueHeader: false }),
     maxAttempts: 3,
-  });
+  }));
 }
 
 export function createS3Clients(config: StorageConfig): S3Clients {

@@ -3,13 +3,16 @@ import { Readable } from 'node:stream';
 import {
   RangeNotSatisfiableError,
   StorageFileNotFoundError,
+  StorageFileSizeError,
   StorageFileNotReadyError,
   StorageMetadataError,
   ValidationError,
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
 import { requireSecrets } from '../config.ts';
-import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
+import { logger } from '../observability/logger.ts';
+import { METRIC } from '../observability/metric-names.ts';
+import { measured, metrics, MetricUnit, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
 import { UploadRejection } from '../processing/upload-inspector.ts';
@@ -20,6 +23,7 @@ import { abortUpload, removeStoredObject, removeUpload } from './file-objects.ts
 import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from './manifest.ts';
 import { incomingKey, isFileId } from './object-layout.ts';
 import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { UsageLedger } from './usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
 
 /**
@@ -79,10 +83,12 @@ type ReadyManifest = Manifest & { stored: NonNullable<Manifest['stored']> };
 export class StorageService {
   readonly #ctx: StorageContext;
   readonly #multipart: MultipartUploads;
+  readonly #usage: UsageLedger;
 
   constructor(ctx: StorageContext) {
     this.#ctx = ctx;
     this.#multipart = new MultipartUploads(ctx);
+    this.#usage = new UsageLedger(ctx.s3.internal, ctx.config.bucket);
   }
 
   get config() {
@@ -96,7 +102,7 @@ export class StorageService {
 
   /** Validates a client's upload request, records it, and returns a presigned upload for the incoming bucket. */
   createUpload(owner: string, body: unknown): Promise<CreatedUpload> {
-    return measured('CreateUpload', async () => {
+    return measured('createUpload', async () => {
       const { config, s3, manifests } = this.#ctx;
       const request = parseUploadRequest(body, config);
       const fileId = randomUUID();
@@ -129,7 +135,7 @@ export class StorageService {
    * an uploaded one. A content problem throws `ValidationError` and leaves nothing behind.
    */
   storeFile(owner: string, content: Readable | Uint8Array, input: StoreFileInput): Promise<FileInfo> {
-    return measured('StoreFile', async () => {
+    return measured('storeFile', async () => {
       const { config, manifests, pending } = this.#ctx;
       const request = parseUploadRequest({ ...input, uploadMethod: 'POST' }, config);
       const fileId = randomUUID();
@@ -178,19 +184,20 @@ export class StorageService {
         await removeObject();
         throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
       }
+      await this.#recordUsage('add', fileId, sealed.size, 'storeFile');
       await pending.remove(fileId);
-      metrics.addMetric('BytesStored', MetricUnit.Bytes, sealed.size);
+      recordStoredRecording(sealed);
       return toFileInfo(ready);
     });
   }
 
   getFileInfo(owner: string, fileId: string): Promise<FileInfo> {
-    return measured('GetFileInfo', async () => toFileInfo(await this.#ownedManifest(owner, fileId, 'getFileInfo')));
+    return measured('getFileInfo', async () => toFileInfo(await this.#ownedManifest(owner, fileId, 'getFileInfo')));
   }
 
   /** Plaintext size of a ready file. */
   getFileSize(owner: string, fileId: string): Promise<number> {
-    return measured('GetFileSize', async () => (await this.#readyManifest(owner, fileId, 'getFileSize')).stored.size);
+    return measured('getFileSize', async () => (await this.#readyManifest(owner, fileId, 'getFileSize')).stored.size);
   }
 
   /**
@@ -200,7 +207,7 @@ export class StorageService {
    * served (`content.range`) is what the caller must announce.
    */
   getFile(owner: string, fileId: string, options: { range?: RangeRequest | readonly RangeRequest[]; maxLength?: number } = {}): Promise<FileContent> {
-    return measured('GetFile', async () => {
+    return measured('getFile', async () => {
       const specs = options.range === undefined ? undefined : ([] as RangeRequest[]).concat(options.range);
       const single = specs?.length === 1 ? bounded(specs[0]!, options.maxLength) : undefined;
       const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
@@ -214,28 +221,39 @@ export class StorageService {
         throw error;
       }
       const total = manifest.stored.size;
-      const stream = await openPlaintext(this.#ctx, manifest, range, prefetch);
       const contentLength = range ? range.end - range.start + 1 : total;
-      metrics.addMetric('BytesRead', MetricUnit.Bytes, contentLength);
+      if (range === undefined && options.maxLength !== undefined && total > options.maxLength) {
+        // Refused here rather than by the response that cannot hold it, so that the refusal is
+        // this call's error and the request is counted once (see lib/observability/metrics.ts).
+        prefetch?.discard();
+        throw new StorageFileSizeError(
+          `The response would be ${total} bytes; this endpoint returns at most ${options.maxLength} bytes at once. Ask for byte ranges (Range: bytes=start-end).`,
+          { operation: 'getFile', fileId, details: { contentLength: total, maxBytes: options.maxLength } },
+        );
+      }
+      const stream = await openPlaintext(this.#ctx, manifest, range, prefetch);
+      // The call has been counted by now: a body that fails while read is its error, not a second request.
+      stream.once('error', (error) => recordLateFailure('getFile', error));
+      metrics.addMetric(METRIC.bytesRead, MetricUnit.Bytes, contentLength);
       return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
     });
   }
 
   /** Signed URLs for parts of a resumable upload (see lib/upload/multipart-upload.ts). */
   presignParts(owner: string, fileId: string, partNumbers: readonly number[], uploadId?: string) {
-    return measured('PresignParts', async () =>
+    return measured('presignParts', async () =>
       this.#multipart.presignParts(await this.#ownedVersion(owner, fileId, 'presignParts'), partNumbers, uploadId),
     );
   }
 
   /** The parts of a resumable upload the storage server holds, for a client resuming. */
   listParts(owner: string, fileId: string) {
-    return measured('ListParts', async () => this.#multipart.listParts(await this.#ownedVersion(owner, fileId, 'listParts')));
+    return measured('listParts', async () => this.#multipart.listParts(await this.#ownedVersion(owner, fileId, 'listParts')));
   }
 
   /** Completes a resumable upload once every part is there; processing follows as for any upload. */
   completeUpload(owner: string, fileId: string): Promise<FileInfo> {
-    return measured('CompleteUpload', async () => {
+    return measured('completeUpload', async () => {
       const found = await this.#ownedVersion(owner, fileId, 'completeUpload');
       await this.#multipart.complete(found);
       return toFileInfo(found.manifest);
@@ -244,7 +262,7 @@ export class StorageService {
 
   /** Signs one S3 request of this file's upload for a client that sends it itself (Uppy 6's signRequest). */
   signS3Request(owner: string, fileId: string, request: S3RequestToSign) {
-    return measured('SignS3Request', async () => this.#multipart.signS3Request(await this.#ownedVersion(owner, fileId, 'signS3Request'), request));
+    return measured('signS3Request', async () => this.#multipart.signS3Request(await this.#ownedVersion(owner, fileId, 'signS3Request'), request));
   }
 
   /**
@@ -252,7 +270,7 @@ export class StorageService {
    * use (lib/auth/playback-link.ts). At most `STORAGE_PLAYBACK_LINK_TTL_SECONDS`, the default.
    */
   createPlaybackLink(owner: string, fileId: string, options: { expiresInSeconds?: number } = {}): Promise<PlaybackLink> {
-    return measured('CreatePlaybackLink', async () => {
+    return measured('createPlaybackLink', async () => {
       requireSecrets(this.#ctx.config, ['jwtSecret']);
       const { maxTtlSeconds, key } = this.#ctx.config.playbackLinks;
       const ttl = options.expiresInSeconds ?? maxTtlSeconds;
@@ -267,7 +285,7 @@ export class StorageService {
 
   /** Removes the stored object, any pending upload and the manifest; afterwards the file is not found. */
   deleteFile(owner: string, fileId: string): Promise<void> {
-    return measured('DeleteFile', async () => {
+    return measured('deleteFile', async () => {
       const manifest = await this.#ownedManifest(owner, fileId, 'deleteFile');
       const { manifests, pending } = this.#ctx;
       const removeObjects = () =>
@@ -280,6 +298,7 @@ export class StorageService {
         // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
         await removeObjects();
         await manifests.delete(fileId);
+        if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
         await pending.remove(fileId);
         return;
       }
@@ -292,6 +311,13 @@ export class StorageService {
       await manifests.delete(fileId);
       await removeObjects();
     });
+  }
+
+  /** The file is stored (or deleted) whatever happens to its ledger change: a failure costs the totals this file, not the caller its answer. */
+  async #recordUsage(kind: 'add' | 'remove', fileId: string, bytes: number, operation: string): Promise<void> {
+    await this.#usage.record(kind, fileId, bytes, operation).catch((error: unknown) =>
+      logger.error('usage change not recorded; the totals miss this file', { fileId, operation, error: error as Error }),
+    );
   }
 
   async #ownedManifest(owner: string, fileId: string, operation: string): Promise<Manifest> {
