@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context } from 'aws-lambda';
-import { logger } from '../lib/observability/logger.ts';
+import { logger, operationLogKeys, perInvocationLogger } from '../lib/observability/logger.ts';
 import { metrics } from '../lib/observability/metrics.ts';
 import { withSecrets } from '../lib/secret-parameters.ts';
 import { sweep } from '../lib/processing/sweep.ts';
@@ -12,12 +12,15 @@ import { sharedStorageContext } from '../lib/storage/storage-context.ts';
 const MARGIN_MS = 120_000;
 
 /** Scheduled (EventBridge when deployed, `npm start` locally): finds and finishes work no event brought. */
-export const handler = middy()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics))
-  .use(withSecrets(['encryptionKeys']))
-  .handler(async (_event: unknown, context: Context) => {
-    const report = await sweep(sharedStorageContext(), { deadline: Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS });
-    logger.info('sweep done', { ...report, processed: report.processed.length });
-    return report;
-  });
+export const handler = perInvocationLogger(
+  middy()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(operationLogKeys('sweep'))
+    .use(logMetrics(metrics))
+    .use(withSecrets(['encryptionKeys']))
+    .handler(async (_event: unknown, context: Context) => {
+      const report = await sweep(sharedStorageContext(), { deadline: Date.now() + context.getRemainingTimeInMillis() - MARGIN_MS });
+      logger.info('sweep done', { ...report, processed: report.processed.length });
+      return report;
+    }),
+);

@@ -10,7 +10,8 @@ import { parseKeyList, type KeyEncryptionKey } from './crypto/keyring.ts';
  *   (`npm run config:docs`; a test fails when they are stale);
  * - `serverless.yml`, `docker-compose.yml` and `npm start` pass each name through without
  *   restating a default (an empty value means unset; tests check every name and every default);
- * - `npm run package` resolves the values the template itself needs (bucket names, region).
+ * - `npm run package` resolves the values the template itself needs (bucket names, region, alarm
+ *   thresholds: every `resolved` setting, `resolvedSettings`).
  *
  * A bad value stops start-up with a message naming the variable, never its value (several are
  * secrets). Secrets may also be named by a Parameter Store parameter (`…_PARAMETER`), which the
@@ -55,6 +56,7 @@ const optionalBool = z
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+const percent = (fallback: number) => z.coerce.number().gt(0).max(100).default(fallback);
 
 // Bucket naming rules shared by S3 and MinIO, so a typo fails at start-up rather than at the first upload.
 const bucketName = z
@@ -65,6 +67,7 @@ const parameterName = z
   .regex(/^\/?[A-Za-z0-9_.\-/]{1,1011}$/, 'must be a Parameter Store name such as /transcribo-storage/prod/jwt-secret');
 
 const MEBIBYTE = 1024 * 1024;
+const TEBIBYTE = 1024 * 1024 * MEBIBYTE;
 const DAY = 24 * 3600;
 export const DEFAULT_BUCKET = 'transcribo-files';
 /** The incoming bucket is named after the final one unless set: one unique name is all a deployment has to choose. */
@@ -235,6 +238,37 @@ const fields = z.object({
     doc: 'longest lifetime (`exp` − `iat`) a caller token may have',
     deployed: 'env',
   }),
+  // Alarms of the deployed stack (serverless.yml): only the template reads them, each alarm's threshold.
+  STORAGE_ALARM_ERROR_RATE_PERCENT: setting(percent(5), {
+    doc: "deployed alarm: more than this percentage of all calls ended in an error, three 5-minute periods running (0–100): clients are being failed; the dashboard's errors by type say why",
+    deployed: 'resolved',
+  }),
+  STORAGE_ALARM_CAPACITY_BYTES: setting(positiveInt(TEBIBYTE), {
+    doc: "plaintext bytes of recordings the deployment is planned and budgeted for, the capacity alarm's 100 % (1 TiB); nothing refuses uploads past it, S3 has no limit",
+    deployed: 'resolved',
+  }),
+  STORAGE_ALARM_CAPACITY_PERCENT: setting(percent(80), {
+    doc: 'deployed alarm: the recordings stored, as the sweep counts them, exceed this percentage of `STORAGE_ALARM_CAPACITY_BYTES` (0–100): nothing fails yet, plan capacity or retention',
+    deployed: 'resolved',
+  }),
+  STORAGE_ALARM_READ_LATENCY_MS: setting(z.coerce.number().int().min(1).max(29_000).default(1000), {
+    doc: 'deployed alarm: the 95th percentile of `GET …/content` (getFile) is slower than this many milliseconds, three 5-minute periods running (1–29000): players stall',
+    deployed: 'resolved',
+  }),
+  STORAGE_ALARM_PROCESSING_LATENCY_SECONDS: setting(seconds(1, 900, 120), {
+    doc: 'deployed alarm: the 95th percentile of processing an upload (processUpload: checks, hashing, encryption) is slower than this many seconds, three 5-minute periods running (1–900): recordings reach `ready` late',
+    deployed: 'resolved',
+  }),
+  // Packaged into the template, so a deploy keeps it (osls passes no CloudFormation parameter values).
+  STORAGE_ALARM_EMAIL: setting(z.email({ error: 'must be an e-mail address' }).optional(), {
+    doc: 'deployed alarm: an e-mail address the alarm topic notifies (it must confirm the subscription from the mail SNS sends)',
+    deployed: 'resolved',
+    defaultDoc: 'none (subscribe to the `AlarmTopicArn` output yourself)',
+  }),
+  STORAGE_ALARM_WAITING_UPLOAD_SECONDS: setting(seconds(60, 7 * DAY, 900), {
+    doc: 'deployed alarm: an upload has waited longer than this many seconds to be processed, as the sweep finds it (60 s – 7 days): neither its event nor the sweep got it done, and its client sees `processing`',
+    deployed: 'resolved',
+  }),
 });
 
 /** Every configuration variable the product reads. */
@@ -361,13 +395,32 @@ function present(source: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(source).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''));
 }
 
-export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
+/** Every setting, checked, with its default (the incoming bucket's derived from the final one's). */
+function parseSettings(source: NodeJS.ProcessEnv) {
   const result = schema.safeParse(present(source));
   if (!result.success) {
     const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(environment)'}: ${issue.message}`);
     throw new ConfigError(`Invalid storage configuration:\n${lines.join('\n')}`);
   }
-  const env = result.data;
+  return { ...result.data, STORAGE_INCOMING_BUCKET: result.data.STORAGE_INCOMING_BUCKET ?? incomingBucketFor(result.data.STORAGE_BUCKET) };
+}
+
+/**
+ * The settings the template needs itself (`resolved`), each as an environment writes it, with
+ * its default when unset: what `npm run package` gives serverless.yml, which restates none.
+ */
+export function resolvedSettings(source: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, unknown> = parseSettings(source);
+  return Object.fromEntries(
+    namesDeployedAs('resolved').map((name) => {
+      const value = env[name];
+      return [name, value === undefined ? '' : Array.isArray(value) ? value.join(',') : String(value)];
+    }),
+  );
+}
+
+export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
+  const env = parseSettings(source);
   let endpoint: string | undefined;
   try {
     endpoint = env.STORAGE_ENDPOINT === undefined ? undefined : endpointUrl(env.STORAGE_ENDPOINT, env.STORAGE_PORT, env.STORAGE_SECURE);
@@ -404,7 +457,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
         : undefined,
     region: env.STORAGE_REGION,
     bucket: env.STORAGE_BUCKET,
-    incomingBucket: env.STORAGE_INCOMING_BUCKET ?? incomingBucketFor(env.STORAGE_BUCKET),
+    incomingBucket: env.STORAGE_INCOMING_BUCKET,
     encryption,
     maxFileSize: env.STORAGE_MAX_FILE_SIZE,
     allowedExtensions: env.STORAGE_ALLOWED_EXTENSIONS,

@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { namesDeployedAs, parseConfig } from '../lib/config.ts';
+import { namesDeployedAs, parseConfig, resolvedSettings } from '../lib/config.ts';
 import { bundle } from './bundle.ts';
 import { failOnConfigError } from './local/startup-failure.ts';
 import { loadDotEnv } from './local/dot-env.ts';
@@ -35,8 +35,8 @@ const env: NodeJS.ProcessEnv = {};
 for (const [name, value] of Object.entries(process.env)) {
   if (!name.startsWith('STORAGE_') || passed.has(name)) env[name] = value;
 }
-// What the template needs itself, resolved with the schema's defaults.
-Object.assign(env, { STORAGE_REGION: config.region, STORAGE_BUCKET: config.bucket, STORAGE_INCOMING_BUCKET: config.incomingBucket });
+// What the template needs itself (every `resolved` setting: buckets, region, alarm thresholds), with the schema's defaults.
+Object.assign(env, resolvedSettings(process.env));
 env.TRANSCRIBO_HANDLER_DIR = '.build/functions';
 // EventBridge schedules in whole minutes, at least one.
 const sweepMinutes = Math.max(1, Math.ceil(config.sweep.intervalSeconds / 60));

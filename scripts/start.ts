@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { ConfigError, parseConfig, requireSecrets, type StorageConfig } from '../lib/config.ts';
+import { ConfigError, parseConfig, requireSecrets, resolvedSettings, type StorageConfig } from '../lib/config.ts';
 import { deadLetterStore, letterForEvent } from '../lib/processing/dead-letters.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import { devSecretsFile, loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
@@ -35,6 +35,7 @@ import { createEventQueue, type EventQueue } from './local/event-queue.ts';
 import { createEventRelay, type EventRelay } from './local/event-relay.ts';
 import { startFunctions, type FunctionsRuntime } from './local/functions-runtime.ts';
 import { createHttpGateway, type HttpGateway } from './local/http-gateway.ts';
+import { createMetricsSink } from './local/metrics-sink.ts';
 import { prepareStorage } from './local/storage-setup.ts';
 import { startupFailureLine } from './local/startup-failure.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
@@ -53,8 +54,12 @@ const eventsPort = Number(env.TRANSCRIBO_EVENTS_PORT ?? 3003);
 const stage = 'dev';
 const service = 'transcribo-storage';
 const localDir = localDirectory();
-// EMF metric lines only matter in CloudWatch; locally they drown the logs.
-env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+// Metrics stay on: their EMF lines go to this file rather than the console (local/metrics-sink.ts), for `npm run stats`.
+const metricsFile = join(localDir, 'metrics.jsonl');
+const metricsSink = createMetricsSink({
+  file: metricsFile,
+  forward: (text, stream) => (stream === 'stdout' ? process.stdout : process.stderr).write(text),
+});
 /** Lambda retries a failed asynchronous invocation after about 1 and 2 minutes; locally sooner. */
 const RETRY_DELAYS_MS = [5_000, 20_000];
 /** MinIO delivers from its queue_dir about every 3 s: a probe that has not arrived in this long will not. */
@@ -82,6 +87,7 @@ async function shutdown(code: number): Promise<never> {
   queue?.stop();
   await Promise.all([functions?.stop(), relay?.stop(), gateway?.stop()].map((p) => p?.catch(() => undefined)));
   await embedded?.stop().catch(() => undefined);
+  metricsSink.flush();
   process.exit(code);
 }
 process.on('SIGINT', () => void shutdown(130));
@@ -141,6 +147,8 @@ async function main(): Promise<void> {
   // serverless.yml takes these from the template's own resources and parameters when deployed,
   // and the resolved ones from this process: offline, the functions get the values it uses.
   Object.assign(env, {
+    // Every setting the template itself reads (alarm thresholds among them), as npm run package resolves them.
+    ...resolvedSettings(env),
     STORAGE_REGION: config.region,
     STORAGE_BUCKET: config.bucket,
     STORAGE_INCOMING_BUCKET: config.incomingBucket,
@@ -260,7 +268,7 @@ async function main(): Promise<void> {
     env: { ...env, TRANSCRIBO_EVENTS_TOKEN: '' },
     httpPort: offlineHttpPort,
     lambdaPort,
-    output: (chunk, stream) => (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
+    output: (chunk, stream) => metricsSink.write(chunk, stream),
     log,
     onReady: (first) => {
       void runSweep();
@@ -300,6 +308,7 @@ async function announce(config: StorageConfig): Promise<void> {
       `  storage  ${storage}`,
       `  buckets  ${config.incomingBucket} (uploads) → ${config.bucket} (encrypted files)`,
       `  sweep    every ${config.sweep.intervalSeconds} s; dead letters in ${config.deadLetterQueueUrl ?? `${config.bucket}/dead-letters/`} (npm run redrive)`,
+      `  metrics  appended to ${metricsFile} (npm run stats)`,
       '',
       ...(config.auth.jwksUrl === undefined
         ? [

@@ -6,8 +6,8 @@ import { ownerFromAuthorization } from '../auth/caller-token.ts';
 import { ownerFromPlaybackLink } from '../auth/playback-link.ts';
 import { loadConfig, type SecretNeed } from '../config.ts';
 import { withSecrets } from '../secret-parameters.ts';
-import { logger } from '../observability/logger.ts';
-import { metrics } from '../observability/metrics.ts';
+import { logger, operationLogKeys, perInvocationLogger } from '../observability/logger.ts';
+import { metrics, recordRefusal } from '../observability/metrics.ts';
 import type { z } from 'zod';
 import { ValidationError } from '../errors/catalogue.ts';
 import { parseBody } from '../upload/upload-request.ts';
@@ -35,8 +35,18 @@ function requestIdOf(event: HttpEvent, context: Context): string {
 export function catalogueErrors(operation: string): MiddlewareObj<HttpEvent, HttpResult> {
   return {
     onError: (request) => {
+      // Counted once per request: a refusal before the service call (auth, body, secrets) here,
+      // anything the service call already counted is skipped (lib/observability/metrics.ts).
+      recordRefusal(operation, request.error);
       const error = asCatalogueError(request.error, operation);
-      const log = { type: error.name, operation: error.operation, fileId: error.fileId, details: error.details };
+      // The request's operation and fileId are on every line already (operationLogKeys): an undefined fileId or the
+      // failing step's name here would overwrite them, so the step goes under a key of its own.
+      const log = {
+        type: error.name,
+        ...(error.operation !== operation ? { step: error.operation } : {}),
+        ...(error.fileId ? { fileId: error.fileId } : {}),
+        details: error.details,
+      };
       if (error.status >= 500) logger.error(error.message, { ...log, error: request.error as Error });
       else logger.info('request refused', { ...log, status: error.status, reason: error.message });
       request.response = renderError(error, requestIdOf(request.event, request.context));
@@ -85,13 +95,15 @@ function secretsOf(options: HttpFunctionOptions): SecretNeed[] {
 }
 
 export function httpFunction(operation: string, handler: HttpHandler, options: HttpFunctionOptions = {}) {
-  return middy<HttpEvent, HttpResult, Error, OwnerContext>({ timeoutEarlyInMillis: TIMEOUT_MARGIN_MS })
+  const chain = middy<HttpEvent, HttpResult, Error, OwnerContext>({ timeoutEarlyInMillis: TIMEOUT_MARGIN_MS })
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(operationLogKeys<HttpEvent>(operation, (event) => event.pathParameters?.fileId) as MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext>)
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .use(catalogueErrors(operation) as MiddlewareObj<HttpEvent, HttpResult, Error, OwnerContext>)
     .use(withSecrets(() => secretsOf(options)))
     .use(callerAuth({ playbackLinks: options.playbackLinks ?? false }))
     .handler(handler);
+  return perInvocationLogger(chain);
 }
 
 export function json(statusCode: number, body: unknown): HttpResult {

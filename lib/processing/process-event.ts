@@ -1,4 +1,5 @@
-import { logger } from '../observability/logger.ts';
+import { logger, withLogKeys } from '../observability/logger.ts';
+import { fileIdFromIncomingKey } from '../storage/object-layout.ts';
 import { measured } from '../observability/metrics.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import { objectCreatedRecords } from './event-records.ts';
@@ -14,16 +15,20 @@ export async function processObjectCreatedEvent(ctx: StorageContext, event: unkn
   const results: ProcessOutcome[] = [];
   let firstFailure: unknown;
   for (const record of records) {
-    try {
-      const outcome = await measured('ProcessUpload', () => processUploadRecord(ctx, record, 'event'));
-      if (outcome.outcome === 'skipped' || outcome.outcome === 'deferred') {
-        logger.info(`record ${outcome.outcome}`, { fileId: outcome.fileId, reason: outcome.reason });
+    // Every line about this record, here and in what it calls, names its file.
+    const fileId = fileIdFromIncomingKey(record.key);
+    await withLogKeys(fileId === undefined ? { key: record.key } : { fileId }, async () => {
+      try {
+        const outcome = await measured('processUpload', () => processUploadRecord(ctx, record, 'event'));
+        if (outcome.outcome === 'skipped' || outcome.outcome === 'deferred') {
+          logger.info(`record ${outcome.outcome}`, { reason: outcome.reason });
+        }
+        results.push(outcome);
+      } catch (error) {
+        logger.error('record failed; it will be retried', { error: error as Error });
+        firstFailure ??= error;
       }
-      results.push(outcome);
-    } catch (error) {
-      logger.error('record failed; it will be retried', { key: record.key, error: error as Error });
-      firstFailure ??= error;
-    }
+    });
   }
   if (firstFailure !== undefined) throw firstFailure;
   return { results };

@@ -1,7 +1,9 @@
-import { logger } from '../observability/logger.ts';
-import { metrics, MetricUnit } from '../observability/metrics.ts';
+import { logger, withLogKeys } from '../observability/logger.ts';
+import { METRIC } from '../observability/metric-names.ts';
+import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import type { DeadLetterStore } from './dead-letters.ts';
+import { fileIdFromIncomingKey } from '../storage/object-layout.ts';
 import { objectCreatedRecords } from './event-records.ts';
 import { processUploadRecord, type ProcessOutcome } from './process-upload.ts';
 
@@ -22,7 +24,11 @@ export interface RedriveReport {
   dropped: number;
 }
 
-export async function redrive(ctx: StorageContext, store: DeadLetterStore, options: { max?: number } = {}): Promise<RedriveReport> {
+export function redrive(ctx: StorageContext, store: DeadLetterStore, options: { max?: number } = {}): Promise<RedriveReport> {
+  return measured('redrive', () => redriveLetters(ctx, store, options));
+}
+
+async function redriveLetters(ctx: StorageContext, store: DeadLetterStore, options: { max?: number }): Promise<RedriveReport> {
   const report: RedriveReport = { letters: 0, outcomes: [], kept: 0, dropped: 0 };
   for await (const received of store.receive(options.max ?? 100)) {
     report.letters++;
@@ -36,19 +42,22 @@ export async function redrive(ctx: StorageContext, store: DeadLetterStore, optio
     }
     let keep = false;
     for (const record of records) {
-      try {
-        const outcome = await processUploadRecord(ctx, record, 'redrive');
-        report.outcomes.push(outcome);
-        // Deferred: another run (perhaps another redrive) has the file, and may fail it again.
-        if (outcome.outcome === 'failed' || outcome.outcome === 'deferred') keep = true;
-      } catch (error) {
-        keep = true;
-        logger.error('redrive of a file failed; its dead letter is kept', { letter: received.id, error: error as Error });
-      }
+      const fileId = fileIdFromIncomingKey(record.key);
+      await withLogKeys(fileId === undefined ? { key: record.key } : { fileId }, async () => {
+        try {
+          const outcome = await processUploadRecord(ctx, record, 'redrive');
+          report.outcomes.push(outcome);
+          // Deferred: another run (perhaps another redrive) has the file, and may fail it again.
+          if (outcome.outcome === 'failed' || outcome.outcome === 'deferred') keep = true;
+        } catch (error) {
+          keep = true;
+          logger.error('redrive of a file failed; its dead letter is kept', { letter: received.id, error: error as Error });
+        }
+      });
     }
     if (keep) report.kept++;
     else await received.ack();
   }
-  metrics.addMetric('DeadLettersRedriven', MetricUnit.Count, report.letters - report.kept);
+  metrics.addMetric(METRIC.deadLettersRedriven, MetricUnit.Count, report.letters - report.kept);
   return report;
 }

@@ -1,6 +1,7 @@
 import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
-import { logger } from '../observability/logger.ts';
-import { metrics, MetricUnit } from '../observability/metrics.ts';
+import { logger, withLogKeys } from '../observability/logger.ts';
+import { METRIC } from '../observability/metric-names.ts';
+import { measured, metrics, MetricUnit } from '../observability/metrics.ts';
 import { backend } from '../storage/backend-errors.ts';
 import { listMultipartUploads, listObjects } from '../storage/bucket-listing.ts';
 import { removeStoredObject, removeUpload } from '../storage/file-objects.ts';
@@ -8,6 +9,7 @@ import { isSettled, type Manifest, type VersionedManifest } from '../storage/man
 import { fileIdFromFinalKey, fileIdFromIncomingKey, FINAL_PREFIX, INCOMING_PREFIX } from '../storage/object-layout.ts';
 import type { PendingMarker } from '../storage/pending-index.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
+import { UsageLedger } from '../storage/usage-ledger.ts';
 import { fileDeadLetter, processFile, type ProcessOutcome } from './process-upload.ts';
 
 /**
@@ -43,6 +45,10 @@ export interface SweepReport {
   errors: number;
   /** Work was left for the next sweep because the deadline came. */
   unfinished: boolean;
+  /** Age of the oldest upload that has landed and is still waiting for (or under) processing; 0 when none. */
+  oldestWaitingSeconds: number;
+  /** The usage ledger's totals after this sweep's fold (undefined if the fold failed). */
+  usage: { bytes: number; files: number } | undefined;
 }
 
 export interface SweepOptions {
@@ -54,7 +60,11 @@ export interface SweepOptions {
   now?: number;
 }
 
-export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Promise<SweepReport> {
+export function sweep(ctx: StorageContext, options: SweepOptions = {}): Promise<SweepReport> {
+  return measured('sweep', () => sweepOnce(ctx, options));
+}
+
+async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<SweepReport> {
   const { config, manifests, pending } = ctx;
   const s3 = ctx.s3.internal;
   const now = options.now ?? Date.now();
@@ -70,7 +80,11 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     lettersFiled: 0,
     errors: 0,
     unfinished: false,
+    oldestWaitingSeconds: 0,
+    usage: undefined,
   };
+  /** When each file still waiting landed (or, for one held by a run without an upload, was created): only what the listings and reads below learn anyway. */
+  const waitingSince = new Map<string, number>();
 
   const uploads = new Map<string, Date>();
   for await (const object of listObjects(s3, config.incomingBucket, INCOMING_PREFIX)) {
@@ -97,7 +111,10 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     const marker = markers.get(fileId);
     if (uploadedAt !== undefined) {
       // Younger than a lease: its event is (or was just) being handled; a sweep must not race it.
-      if (now - uploadedAt.getTime() < leaseMs) return;
+      if (now - uploadedAt.getTime() < leaseMs) {
+        waitingSince.set(fileId, uploadedAt.getTime());
+        return;
+      }
       const found = await readManifest(fileId);
       const status = found?.manifest.status;
       if (status === undefined || isSettled(status)) {
@@ -106,8 +123,9 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
         if (marker !== undefined && status !== undefined) await clearMarker(fileId);
       } else if (status === 'failed') {
         if (marker !== undefined) await finishGivingUp(fileId, found!.manifest);
-      } else if (!leaseLive(found!.manifest)) {
-        toProcess.push(fileId);
+      } else {
+        waitingSince.set(fileId, uploadedAt.getTime());
+        if (!leaseLive(found!.manifest)) toProcess.push(fileId);
       }
       return;
     }
@@ -133,10 +151,11 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
       );
       if (written !== undefined) {
         report.expired++;
-        metrics.addMetric('UploadsExpired', MetricUnit.Count, 1);
+        metrics.addMetric(METRIC.uploadsExpired, MetricUnit.Count, 1);
         await clearMarker(fileId);
       }
     } else if (manifest.status === 'processing') {
+      waitingSince.set(fileId, marker.since.getTime());
       if (!leaseLive(manifest)) toProcess.push(fileId);
     } else if (manifest.status === 'failed') {
       await finishGivingUp(fileId, manifest);
@@ -157,14 +176,16 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     await clearMarker(fileId);
   }
 
-  const guarded = (work: (fileId: string) => Promise<void>) => async (fileId: string) => {
-    try {
-      await work(fileId);
-    } catch (error) {
-      report.errors++;
-      logger.error('sweep could not handle a file; the next sweep tries again', { fileId, error: error as Error });
-    }
-  };
+  // Files are handled several at a time: each one's lines carry its own fileId.
+  const guarded = (work: (fileId: string) => Promise<void>) => (fileId: string) =>
+    withLogKeys({ fileId }, async () => {
+      try {
+        await work(fileId);
+      } catch (error) {
+        report.errors++;
+        logger.error('sweep could not handle a file; the next sweep tries again', { error: error as Error });
+      }
+    });
 
   await eachLimited([...new Set([...uploads.keys(), ...markers.keys()])], 8, guarded(examine));
 
@@ -175,7 +196,7 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     }
     const outcome = await processFile(ctx, fileId, 'sweep');
     report.processed.push(outcome);
-    logger.info('sweep processed a file', { fileId, outcome: outcome.outcome, reason: 'reason' in outcome ? outcome.reason : undefined });
+    logger.info('sweep processed a file', { outcome: outcome.outcome, reason: 'reason' in outcome ? outcome.reason : undefined });
   }));
 
   // Multipart uploads left by runs that died, and by clients that never finished.
@@ -220,8 +241,27 @@ export async function sweep(ctx: StorageContext, options: SweepOptions = {}): Pr
     report.multipartAborted++;
   }
 
-  metrics.addMetric('SweptUploads', MetricUnit.Count, report.processed.length);
-  metrics.addMetric('SweepErrors', MetricUnit.Count, report.errors);
+  // Files this sweep settled wait no longer.
+  for (const outcome of report.processed) {
+    if (outcome.outcome === 'ready' || outcome.outcome === 'rejected' || outcome.outcome === 'failed') waitingSince.delete(outcome.fileId);
+  }
+  const oldest = Math.min(now, ...waitingSince.values());
+  report.oldestWaitingSeconds = Math.max(0, Math.round((now - oldest) / 1000));
+  metrics.addMetric(METRIC.oldestWaitingUpload, MetricUnit.Seconds, report.oldestWaitingSeconds);
+
+  // Storage used: the ledger's changes since the last sweep, folded (lib/storage/usage-ledger.ts).
+  try {
+    const totals = await new UsageLedger(s3, config.bucket).fold(async (fileId) => (await manifests.read(fileId))?.manifest.status === 'ready');
+    report.usage = { bytes: totals.bytes, files: totals.files };
+    metrics.addMetric(METRIC.storageUsed, MetricUnit.Bytes, totals.bytes);
+    metrics.addMetric(METRIC.storedFiles, MetricUnit.Count, totals.files);
+  } catch (error) {
+    report.errors++;
+    logger.error('sweep could not fold the usage ledger; the next sweep tries again', { error: error as Error });
+  }
+
+  metrics.addMetric(METRIC.sweptUploads, MetricUnit.Count, report.processed.length);
+  metrics.addMetric(METRIC.sweepErrors, MetricUnit.Count, report.errors);
   return report;
 }
 

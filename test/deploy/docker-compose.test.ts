@@ -47,8 +47,8 @@ describe('docker-compose.yml', () => {
 
   it('passes every setting through with no default of its own, but where the functions reach MinIO by service name', () => {
     const storageNames = Object.keys(functionEnv).filter((k) => k.startsWith('STORAGE_'));
-    // Deployment-only names (Parameter Store, the template's queue) and a CA file (this MinIO speaks http) are not compose's.
-    const notHere = new Set([...namesDeployedAs('template'), 'STORAGE_CA_FILE']);
+    // Deployment-only names (Parameter Store, the template's queue, the CloudWatch alarms' thresholds) and a CA file (this MinIO speaks http) are not compose's.
+    const notHere = new Set([...namesDeployedAs('template'), ...CONFIG_NAMES.filter((name) => name.startsWith('STORAGE_ALARM_')), 'STORAGE_CA_FILE']);
     expect(storageNames.sort()).toEqual(CONFIG_NAMES.filter((name) => !notHere.has(name)).sort());
     const connection = new Set(['STORAGE_ENDPOINT', 'STORAGE_PORT', 'STORAGE_SECURE', 'STORAGE_PUBLIC_ENDPOINT', 'STORAGE_ACCESS_KEY', 'STORAGE_SECRET_KEY']);
     for (const name of storageNames.filter((n) => !connection.has(n))) expect(functionEnv[name], name).toBe(`\${${name}:-}`);

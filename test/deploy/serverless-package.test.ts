@@ -110,7 +110,7 @@ describe('npm run package', () => {
       for (const statement of s3Statements(name)) {
         expect(statement.Action).not.toContain('s3:*');
         for (const resource of statement.Resource) {
-          expect(resource).toMatch(/^arn:aws:s3:::audio-files(-incoming)?(\/(manifests|files|uploads|pending)\/\*)?$/);
+          expect(resource).toMatch(/^arn:aws:s3:::audio-files(-incoming)?(\/(manifests|files|uploads|pending|usage|usage\/changes)\/\*)?$/);
         }
       }
     }
@@ -119,6 +119,11 @@ describe('npm run package', () => {
       s3Statements(name).some((s: any) => s.Action.includes('s3:DeleteObject') && s.Resource.some((r: string) => r.endsWith('/files/*'))),
     );
     expect(deletesFiles.sort()).toEqual(['DeleteFile', 'ProcessUpload', 'Redrive', 'Sweep']);
+    // The usage ledger: whoever stores or deletes a file records the change; only the sweep's role folds them.
+    const may = (name: string, action: string, key: string) =>
+      s3Statements(name).some((s: any) => s.Action.includes(action) && s.Resource.some((r: string) => r.endsWith(key)));
+    for (const name of ['ProcessUpload', 'Redrive', 'DeleteFile']) expect(may(name, 's3:PutObject', '/usage/changes/*'), name).toBe(true);
+    expect(FUNCTIONS.filter((name) => may(name, 's3:DeleteObject', '/usage/*')).sort()).toEqual(['ProcessUpload', 'Sweep']);
   });
 
   it('sends what process-upload fails to handle to an SQS dead-letter queue, after two retries', () => {
@@ -161,7 +166,9 @@ describe('npm run package', () => {
     // Each name the schema deploys "as packaged" is passed through, empty when unset: lib/config.ts alone holds its default.
     for (const name of namesDeployedAs('env')) expect(written[name], name).toBe(`\${env:${name}, ''}`);
     const storageNames = Object.keys(written).filter((name) => name.startsWith('STORAGE_'));
-    expect(storageNames.sort()).toEqual([...namesDeployedAs('env', 'resolved'), 'STORAGE_AUTH_JWT_SECRET_PARAMETER'].sort());
+    // The alarms' thresholds and address are the template's alone: no function reads them.
+    const forFunctions = namesDeployedAs('env', 'resolved').filter((name) => !name.startsWith('STORAGE_ALARM_'));
+    expect(storageNames.sort()).toEqual([...forFunctions, 'STORAGE_AUTH_JWT_SECRET_PARAMETER'].sort());
     for (const name of FUNCTIONS) {
       const variables = fn(name).Environment.Variables;
       for (const local of namesDeployedAs('local', 'secret')) expect(variables, `${name} ${local}`).not.toHaveProperty(local);
