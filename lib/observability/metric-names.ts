@@ -21,9 +21,9 @@ export const METRIC = {
   storageLatency: 'StorageLatency',
   /** S3/MinIO calls that failed, per command. Dimensions: [service, command]. */
   storageErrors: 'StorageErrors',
-  /** Plaintext bytes of each recording stored (ready). Dimensions: [service]. */
+  /** Plaintext bytes of each recording stored (ready). Dimensions: [service], and [service, operation] (processUpload, storeFile). */
   bytesStored: 'BytesStored',
-  /** Plaintext bytes served to callers. Dimensions: [service]. */
+  /** Plaintext bytes served to callers. Dimensions: [service], and [service, operation] (getFile). */
   bytesRead: 'BytesRead',
   /** Size of each recording stored, one value per file: its statistics are the size distribution. Dimensions: [service]. */
   fileSize: 'FileSize',

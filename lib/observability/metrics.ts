@@ -109,6 +109,12 @@ export function recordRefusal(operation: string, error: unknown): void {
   recordErrors(operation, error);
 }
 
+/** Plaintext bytes an operation served (getFile). */
+export function recordBytesRead(operation: string, bytes: number): void {
+  metrics.addMetric(METRIC.bytesRead, MetricUnit.Bytes, bytes);
+  metrics.addDimensioned({ operation }, METRIC.bytesRead, MetricUnit.Bytes, bytes);
+}
+
 /** An operation whose call succeeded but whose result then failed (a body stream): an error, not a second request. */
 export function recordLateFailure(operation: string, error: unknown): void {
   if (typeof error === 'object' && error !== null && counted.has(error)) return;
@@ -116,8 +122,9 @@ export function recordLateFailure(operation: string, error: unknown): void {
 }
 
 /** A recording that became ready (processed upload or storeFile): what it stores and what encryption cost. */
-export function recordStoredRecording(sealed: { size: number; storedSize: number; encrypted: boolean; encryptMs: number }): void {
+export function recordStoredRecording(operation: string, sealed: { size: number; storedSize: number; encrypted: boolean; encryptMs: number }): void {
   metrics.addMetric(METRIC.bytesStored, MetricUnit.Bytes, sealed.size);
+  metrics.addDimensioned({ operation }, METRIC.bytesStored, MetricUnit.Bytes, sealed.size);
   metrics.addMetric(METRIC.fileSize, MetricUnit.Bytes, sealed.size);
   if (sealed.encrypted) {
     metrics.addMetric(METRIC.encryptionTime, MetricUnit.Milliseconds, sealed.encryptMs);

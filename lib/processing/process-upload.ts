@@ -216,7 +216,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
 
   const elapsedMs = performance.now() - started;
   metrics.addMetric(METRIC.uploadsReady, MetricUnit.Count, 1);
-  recordStoredRecording(sealed);
+  recordStoredRecording('processUpload', sealed);
   logger.info('upload stored', { fileId, trigger, size: sealed.size, storedSize: sealed.storedSize, elapsedMs: Math.round(elapsedMs) });
   return { outcome: 'ready', fileId };
 }

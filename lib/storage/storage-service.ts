@@ -11,8 +11,7 @@ import {
 import { signPlaybackLink } from '../auth/playback-link.ts';
 import { requireSecrets } from '../config.ts';
 import { logger } from '../observability/logger.ts';
-import { METRIC } from '../observability/metric-names.ts';
-import { measured, metrics, MetricUnit, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
+import { measured, recordBytesRead, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
 import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
 import { UploadRejection } from '../processing/upload-inspector.ts';
@@ -186,7 +185,7 @@ export class StorageService {
       }
       await this.#recordUsage('add', fileId, sealed.size, 'storeFile');
       await pending.remove(fileId);
-      recordStoredRecording(sealed);
+      recordStoredRecording('storeFile', sealed);
       return toFileInfo(ready);
     });
   }
@@ -234,7 +233,7 @@ export class StorageService {
       const stream = await openPlaintext(this.#ctx, manifest, range, prefetch);
       // The call has been counted by now: a body that fails while read is its error, not a second request.
       stream.once('error', (error) => recordLateFailure('getFile', error));
-      metrics.addMetric(METRIC.bytesRead, MetricUnit.Bytes, contentLength);
+      recordBytesRead('getFile', contentLength);
       return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
     });
   }

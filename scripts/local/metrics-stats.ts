@@ -180,7 +180,7 @@ export function summarize(parsed: { samples: Sample[]; lines: number; unreadable
   const fileSizes =
     fileSizeSamples.length > 0
       ? { source: METRIC.fileSize, values: values(fileSizeSamples) }
-      : { source: METRIC.bytesStored, values: values(named(METRIC.bytesStored)) };
+      : { source: METRIC.bytesStored, values: values(named(METRIC.bytesStored).filter((s) => s.operation === undefined)) };
 
   const gauges: Stats['gauges'] = [];
   for (const name of [METRIC.storageUsed, METRIC.storedFiles, METRIC.oldestWaitingUpload]) {
@@ -214,7 +214,8 @@ export function summarize(parsed: { samples: Sample[]; lines: number; unreadable
     storage: [...storage]
       .map(([command, e]) => ({ command, count: e.latency.length, errors: e.errors, p50: percentile(e.latency, 50), p95: percentile(e.latency, 95) }))
       .sort((a, b) => b.count - a.count || a.command.localeCompare(b.command)),
-    bytes: { stored: sum(values(named(METRIC.bytesStored))), read: sum(values(named(METRIC.bytesRead))) },
+    // Emitted under [service] and [service, operation]: counted once.
+    bytes: { stored: onceAcross(named(METRIC.bytesStored), 'operation'), read: onceAcross(named(METRIC.bytesRead), 'operation') },
     fileSizes,
     outcomes: {
       ready: sum(values(named(METRIC.uploadsReady))),

@@ -21,6 +21,8 @@ const bytes = (value: number | number[]) => ({ unit: 'Bytes', value });
 const run = [
   emf({ operation: 'getFile' }, { [METRIC.requests]: count([1, 1, 1, 1]), [METRIC.latency]: millis([10, 20, 30, 400]) }),
   emf({ operation: 'getFile' }, { [METRIC.requests]: count(1), [METRIC.latency]: millis(50), [METRIC.errors]: count(1), [METRIC.bytesRead]: bytes(1_000_000) }),
+  // Bytes come under [service] and [service, operation]: counted once, and shown against their operation.
+  emf({}, { [METRIC.bytesRead]: bytes(1_000_000) }),
   emf({ operation: 'getFile', errorType: 'FileNotFoundError' }, { [METRIC.errorsByType]: count(1) }),
   emf({ operation: 'createUpload' }, { [METRIC.requests]: count([1, 1]), [METRIC.latency]: millis([5, 7]) }),
   emf({ command: 'GetObject' }, { [METRIC.storageLatency]: millis([3, 4, 5, 90]) }),

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
 import { wav } from '../support/audio-fixtures.ts';
 import { Client, sha256 } from '../support/client-journey.ts';
 import { startIsolatedStack, type IsolatedStack } from '../support/isolated-stack.ts';
@@ -22,6 +23,8 @@ export interface SoakOptions {
 }
 
 export interface SoakReport {
+  /** The EMF lines npm start kept during the run, for `npm run stats -- <file>`. */
+  metricsFile: string;
   uploads: number;
   ready: number;
   /** Never settled, or gone. */
@@ -102,6 +105,7 @@ export async function runSoak(options: SoakOptions, stack?: IsolatedStack): Prom
     const sorted = [...latencies].sort((a, b) => a - b);
     const answers = Object.fromEntries(client.answers);
     return {
+      metricsFile: join(stack.env.TRANSCRIBO_LOCAL_DIR!, 'metrics.jsonl'),
       uploads: options.uploads,
       ...counts,
       timeouts: Object.entries(answers)
