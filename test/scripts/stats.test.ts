@@ -56,6 +56,7 @@ describe('npm run stats', () => {
   it('summarises operations, errors, storage commands, sizes, outcomes and gauges', () => {
     const stats = summarize(parseEmf(`${run}\nsome stray line\n`));
     expect(stats.unreadable).toBe(1);
+    expect(stats.bytes).toEqual({ stored: 255_555_000, read: 1_000_000 });
     expect(stats.operations).toEqual([
       { operation: 'getFile', count: 5, errors: 1, latencyMs: { p50: 30, p95: 400, n: 5 }, bytes: 1_000_000 },
       { operation: 'createUpload', count: 2, errors: 0, latencyMs: { p50: 5, p95: 7, n: 2 } },
