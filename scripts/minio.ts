@@ -48,6 +48,14 @@ export interface StartMinioOptions {
    * after it if any) and `private.key` (PEM). The endpoint becomes https.
    */
   certsDir?: string;
+  /**
+   * MinIO's static KMS key, `<key-name>:<base64 of 32 bytes>` (MINIO_KMS_SECRET_KEY), so that
+   * SSE-S3 and bucket default encryption work: without one MinIO refuses both (NotImplemented)
+   * and keeps objects in the clear on disk. Absent, one is generated for this server; `false`
+   * runs it without KMS, as a user's own MinIO may be. Objects encrypted under a key are
+   * unreadable without it: a caller keeping `dataDir` across runs must pass the same key.
+   */
+  kmsKey?: string | false;
 }
 
 export interface MinioServer {
@@ -61,6 +69,8 @@ export interface MinioServer {
   logFile: string;
   /** Where undelivered webhook events wait. */
   queueDir: string;
+  /** The KMS key it runs with (kept by resume()), or undefined without KMS. */
+  kmsKey: string | undefined;
   /** SIGTERM, SIGKILL after 5 s, then removes the temp dir (data, queue, log). Idempotent. */
   stop(): Promise<void>;
   /** Kills the server (SIGKILL, as a crash) or stops it (SIGTERM), keeping its data and queue. */
@@ -79,6 +89,11 @@ export function storageSettings(server: MinioServer): Record<string, string> {
     STORAGE_SECRET_KEY: server.secretKey,
     STORAGE_REGION: 'us-east-1',
   };
+}
+
+/** A fresh MINIO_KMS_SECRET_KEY value: MinIO's single static key, named `name`. */
+export function generateKmsKey(name = 'transcribo'): string {
+  return `${name}:${randomBytes(32).toString('base64')}`;
 }
 
 /** Directory that `go install` uses as GOBIN for the pinned version. */
@@ -331,6 +346,11 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
     MINIO_BROWSER: 'off',
     MINIO_UPDATE: 'off',
   });
+  const kmsKey = opts.kmsKey === false ? undefined : (opts.kmsKey ?? generateKmsKey());
+  if (kmsKey !== undefined) {
+    if (!/^[A-Za-z0-9_-]+:[A-Za-z0-9+/]{43}=$/.test(kmsKey)) throw new Error('kmsKey must be <key-name>:<base64 of 32 bytes>');
+    env.MINIO_KMS_SECRET_KEY = kmsKey;
+  }
   for (const [id, target] of Object.entries(opts.webhooks ?? {})) {
     if (!/^[A-Za-z0-9]+$/.test(id)) throw new Error(`webhook target id must be alphanumeric, got ${JSON.stringify(id)}`);
     const { url, token } = typeof target === 'string' ? { url: target, token: undefined } : target;
@@ -425,7 +445,7 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
   };
 
   await launch();
-  return { endpoint, port, accessKey, secretKey, dataDir, queueDir, logFile, stop, halt, resume: launch };
+  return { endpoint, port, accessKey, secretKey, dataDir, queueDir, kmsKey, logFile, stop, halt, resume: launch };
 }
 
 async function main(argv: string[]): Promise<number> {

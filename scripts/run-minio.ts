@@ -8,6 +8,8 @@
  * - Its webhook target TRANSCRIBO posts object-created events to npm start's relay on
  *   TRANSCRIBO_EVENTS_PORT, with the token both read from .local/dev-secrets.json (or
  *   TRANSCRIBO_EVENTS_TOKEN), and queues them on disk while npm start is down.
+ * - It runs with a KMS key generated once into .local/minio/kms-key, so the buckets encrypt at
+ *   rest (npm start sets their default encryption).
  * - It writes how to reach it to .local/minio.env, which npm start reads after the environment
  *   and .env. Deleting that file sends npm start back to the embedded emulator.
  */
@@ -22,7 +24,7 @@ import { loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
 import { loadDotEnv, minioEnvFile } from './local/dot-env.ts';
 import { failOnConfigError } from './local/startup-failure.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
-import { MINIO_VERSION, startMinio } from './minio.ts';
+import { generateKmsKey, MINIO_VERSION, startMinio } from './minio.ts';
 
 const DEFAULT_PORT = 9000;
 const fail = (line: string): never => {
@@ -64,6 +66,17 @@ const eventsPort = Number(env.TRANSCRIBO_EVENTS_PORT ?? 3003);
 const relay = `http://127.0.0.1:${eventsPort}/minio-events`;
 const token = env.TRANSCRIBO_EVENTS_TOKEN || (await loadOrCreateDevSecrets()).eventsToken;
 const home = join(localDirectory(), 'minio');
+// Next to the data, not in minio.env: deleting that file (back to the emulator) must not lose
+// the key that the objects in .local/minio/data are encrypted under.
+const kmsKeyFile = join(home, 'kms-key');
+let kmsKey = existsSync(kmsKeyFile) ? readFileSync(kmsKeyFile, 'utf8').trim() : '';
+if (!kmsKey) {
+  kmsKey = generateKmsKey();
+  await mkdir(home, { recursive: true });
+  await writeFile(kmsKeyFile, `${kmsKey}\n`, { mode: 0o600 });
+} else if (!/^[A-Za-z0-9_-]+:[A-Za-z0-9+/]{43}=$/.test(kmsKey)) {
+  fail(`${kmsKeyFile} does not hold <key-name>:<base64 of 32 bytes>: restore it (the objects in ${join(home, 'data')} are encrypted under it).`);
+}
 const started = Date.now();
 let server: Awaited<ReturnType<typeof startMinio>>;
 try {
@@ -72,6 +85,7 @@ try {
     credentials,
     dataDir: join(home, 'data'),
     queueDir: join(home, 'events'),
+    kmsKey,
     webhooks: { [WEBHOOK_TARGET_ID]: { url: relay, token } },
   });
 } catch (error) {

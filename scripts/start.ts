@@ -163,6 +163,11 @@ async function main(): Promise<void> {
   if (mode === 'minio') {
     const report = await prepareStorage(s3, { files: bucket, incoming: incomingBucket });
     if (report.createdBuckets.length > 0) log(`created buckets ${report.createdBuckets.join(', ')}`);
+    log(
+      report.encryption === 'SSE-S3'
+        ? `encryption at rest on ${incomingBucket} and ${bucket}: SSE-S3 by default`
+        : `encryption at rest: MinIO refused default encryption (${report.encryptionProblem}), so uploads sit in the clear on its disk until processed; start MinIO with MINIO_KMS_SECRET_KEY=<name>:<base64 of 32 bytes> (npm run minio and docker-compose.yml do).`,
+    );
     log(`CORS on ${incomingBucket}: ${report.cors}`);
     notifications = report.notifications;
     if (report.notifications === 'missing') {

@@ -1,11 +1,13 @@
 /**
  * Makes a MinIO (or S3) ready for the functions, idempotently, every start: both buckets,
- * CORS on the incoming bucket (browsers upload there and need ETag exposed), and the
- * object-created notification of `uploads/` to the webhook target MinIO was started with.
+ * default encryption (SSE-S3) on both, CORS on the incoming bucket (browsers upload there and
+ * need ETag exposed), and the object-created notification of `uploads/` to the webhook target
+ * MinIO was started with.
  */
 import {
   CreateBucketCommand,
   PutBucketCorsCommand,
+  PutBucketEncryptionCommand,
   PutBucketNotificationConfigurationCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -15,8 +17,27 @@ import { WEBHOOK_ARN } from './webhook-target.ts';
 export interface SetupReport {
   createdBuckets: string[];
   cors: 'configured' | 'server default';
+  /** `SSE-S3`: both buckets encrypt at rest by default; `refused`: the server would not (no KMS). */
+  encryption: 'SSE-S3' | 'refused';
+  encryptionProblem?: string;
   notifications: 'webhook' | 'missing';
   notificationProblem?: string;
+}
+
+/**
+ * Default encryption SSE-S3 on `bucket`. Uploads arrive in the clear from presigned POST/PUT
+ * forms that name no encryption, and sit there until processing seals them; this is what keeps
+ * them off the disk as plaintext meanwhile (and on MinIO, its trash of deleted objects too).
+ * The final bucket's objects are already sealed by the functions, but its manifests (names,
+ * owners) are not. MinIO needs a KMS key (MINIO_KMS_SECRET_KEY) for it, else NotImplemented.
+ */
+export async function setDefaultEncryption(s3: S3Client, Bucket: string): Promise<void> {
+  await s3.send(
+    new PutBucketEncryptionCommand({
+      Bucket,
+      ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    }),
+  );
 }
 
 export async function prepareStorage(s3: S3Client, buckets: { files: string; incoming: string }): Promise<SetupReport> {
@@ -29,6 +50,16 @@ export async function prepareStorage(s3: S3Client, buckets: { files: string; inc
       const name = (error as { name?: string }).name;
       if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
     }
+  }
+
+  let encryption: SetupReport['encryption'] = 'SSE-S3';
+  let encryptionProblem: string | undefined;
+  try {
+    for (const Bucket of [buckets.incoming, buckets.files]) await setDefaultEncryption(s3, Bucket);
+  } catch (error) {
+    // A user's own MinIO may run without KMS: the product still works, with uploads in the clear at rest.
+    encryption = 'refused';
+    encryptionProblem = `${(error as Error).name}: ${(error as Error).message}`;
   }
 
   let cors: SetupReport['cors'] = 'configured';
@@ -71,10 +102,12 @@ export async function prepareStorage(s3: S3Client, buckets: { files: string; inc
         },
       }),
     );
-    return { createdBuckets, cors, notifications: 'webhook' };
+    return { createdBuckets, encryption, encryptionProblem, cors, notifications: 'webhook' };
   } catch (error) {
     return {
       createdBuckets,
+      encryption,
+      encryptionProblem,
       cors,
       notifications: 'missing',
       notificationProblem: `${(error as Error).name}: ${(error as Error).message}`,

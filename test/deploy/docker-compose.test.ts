@@ -104,6 +104,12 @@ describe('docker-compose.yml', () => {
     for (const service of [minio, functions]) expect(service.volumes).toContain('secrets:/secrets:ro');
   });
 
+  it('gives MinIO a KMS key generated once into the secrets volume, so buckets can encrypt at rest', () => {
+    const shell = (parts: string[]) => parts.join(' ').replaceAll('$$', '$');
+    expect(shell(compose.services.secrets.entrypoint)).toMatch(/test -s \/secrets\/minio-kms-key \|\| echo "transcribo:\$\(head -c 32 \/dev\/urandom \| base64\)" > \/secrets\/minio-kms-key/);
+    expect(shell(minio.entrypoint)).toMatch(/^\/bin\/sh -c MINIO_KMS_SECRET_KEY="\$\(cat \/secrets\/minio-kms-key\)" .* exec \/usr\/local\/bin\/minio server/);
+  });
+
   it('publishes the API port the start script listens on, on localhost only', () => {
     expect(functions.ports).toEqual([`127.0.0.1:${functionEnv.TRANSCRIBO_HTTP_PORT}:${functionEnv.TRANSCRIBO_HTTP_PORT}`]);
     expect(readFileSync(resolve(root, 'deploy/functions.Dockerfile'), 'utf8')).toMatch(/TRANSCRIBO_HTTP_HOST=0\.0\.0\.0 TRANSCRIBO_EVENTS_HOST=0\.0\.0\.0/);

@@ -73,6 +73,9 @@ describe("npm run minio and npm start with the storage guide's .env", () => {
       await expect.poll(() => product.output(), { timeout: 20_000 }).toMatch(/events: MinIO's webhook reaches http:\/\/127\.0\.0\.1:\d+\/minio-events/);
       await journey(product, 'guide-user');
       expect(product.output()).not.toMatch(/refused a webhook call/);
+      // Its KMS key, kept next to its data, lets npm start make both buckets encrypt at rest.
+      expect(readFileSync(join(localDir, 'minio', 'kms-key'), 'utf8')).toMatch(/^transcribo:[A-Za-z0-9+/]{43}=\n$/);
+      expect(product.output()).toContain('encryption at rest on audio-files-incoming and audio-files: SSE-S3 by default');
       const s3 = new S3Client({ endpoint: 'http://localhost:9000', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'minioadmin', secretAccessKey: 'minioadmin' } });
       for (const Bucket of ['audio-files', 'audio-files-incoming']) await s3.send(new HeadBucketCommand({ Bucket }));
     } finally {
@@ -95,9 +98,9 @@ describe("npm run minio and npm start with the storage guide's .env", () => {
 });
 
 describe('npm start with a MinIO whose events go elsewhere', () => {
-  it('says so at start, with the exact webhook settings MinIO needs', async () => {
+  it('says so at start, with the exact webhook settings MinIO needs, and that it cannot encrypt at rest without KMS', async () => {
     const relayPort = await getFreePort();
-    const elsewhere = await startMinio({ webhooks: { [WEBHOOK_TARGET_ID]: { url: `http://127.0.0.1:${await getFreePort()}/minio-events`, token: 'x' } } });
+    const elsewhere = await startMinio({ kmsKey: false, webhooks: { [WEBHOOK_TARGET_ID]: { url: `http://127.0.0.1:${await getFreePort()}/minio-events`, token: 'x' } } });
     const product = await startProduct({
       ...blank,
       STORAGE_ENDPOINT: '127.0.0.1',
@@ -111,6 +114,11 @@ describe('npm start with a MinIO whose events go elsewhere', () => {
       await expect.poll(() => product.output(), { timeout: 30_000, interval: 500 }).toContain("MinIO's events do not reach npm start");
       expect(product.output()).toContain(`MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET_ID}=http://127.0.0.1:${relayPort}/minio-events`);
       expect(product.output()).toContain(`MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET_ID}=on`);
+      // A user's MinIO without KMS still serves; npm start names what is missing, in one line.
+      const refused = product.output().split('\n').filter((line) => line.includes('MinIO refused default encryption'));
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toContain('NotImplemented: Server side encryption specified but KMS is not configured');
+      expect(refused[0]).toContain('MINIO_KMS_SECRET_KEY=<name>:<base64 of 32 bytes>');
     } finally {
       await product.stop();
       await elsewhere.stop();

@@ -10,6 +10,7 @@ import { parseConfig, type StorageConfig } from '../../lib/config.ts';
 import { createStorageContext, type StorageContext } from '../../lib/storage/storage-context.ts';
 import { StorageService } from '../../lib/storage/storage-service.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
+import { setDefaultEncryption } from '../../scripts/local/storage-setup.ts';
 
 /**
  * Integration tests run against the real MinIO that `npm test` starts (scripts/with-minio.ts).
@@ -83,6 +84,11 @@ export async function prepareMinioEnvironment(overrides: Record<string, string> 
   const admin = adminClient();
   for (const bucket of [config.bucket, config.incomingBucket]) {
     await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+    // As npm start configures them. The harness's MinIO has a KMS key; a STORAGE_ENDPOINT of the
+    // developer's own may not (NotImplemented), and the tests hold without it.
+    await setDefaultEncryption(admin, bucket).catch((error: Error) => {
+      if (error.name !== 'NotImplemented') throw error;
+    });
   }
   const secret = config.jwtSecret!;
 
