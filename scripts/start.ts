@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError, parseConfig, requireSecrets, resolvedSettings, type StorageConfig } from '../lib/config.ts';
 import { deadLetterStore, letterForEvent } from '../lib/processing/dead-letters.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
@@ -79,12 +79,15 @@ let queue: EventQueue | undefined;
 let sweepTimer: NodeJS.Timeout | undefined;
 let config: StorageConfig | undefined;
 const mode = env.STORAGE_ENDPOINT ? 'minio' : 'embedded';
-/** A probe upload's key while npm start waits for its event. */
-let probe: { key: string; arrived: () => void } | undefined;
+/** A probe upload's key while npm start waits for its event; `remove` deletes it if npm start is stopped first. */
+let probe: { key: string; arrived: () => void; remove: () => Promise<unknown> } | undefined;
+const PROBE_PREFIX = 'uploads/transcribo-event-probe-';
 
 async function shutdown(code: number): Promise<never> {
   clearInterval(sweepTimer);
   queue?.stop();
+  // A probe left behind would sit in the incoming bucket as an upload of no file.
+  await Promise.race([probe?.remove().catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
   await Promise.all([functions?.stop(), relay?.stop(), gateway?.stop()].map((p) => p?.catch(() => undefined)));
   await embedded?.stop().catch(() => undefined);
   metricsSink.flush();
@@ -212,13 +215,17 @@ async function main(): Promise<void> {
 
   /** Puts a probe object where uploads land and waits for MinIO's event of it at the relay. */
   async function proveEventPath(): Promise<void> {
-    const key = `uploads/transcribo-event-probe-${randomBytes(6).toString('hex')}`;
+    const key = `${PROBE_PREFIX}${randomBytes(6).toString('hex')}`;
     const started = Date.now();
+    const remove = () => s3.send(new DeleteObjectCommand({ Bucket: incomingBucket, Key: key }));
     const arrived = new Promise<boolean>((resolvePromise) => {
-      probe = { key, arrived: () => resolvePromise(true) };
+      probe = { key, arrived: () => resolvePromise(true), remove };
       setTimeout(() => resolvePromise(false), PROBE_TIMEOUT_MS).unref();
     });
     try {
+      // Probes of an npm start that was killed before its probe came back.
+      const stale = await s3.send(new ListObjectsV2Command({ Bucket: incomingBucket, Prefix: PROBE_PREFIX }));
+      for (const { Key } of stale.Contents ?? []) if (Key) await s3.send(new DeleteObjectCommand({ Bucket: incomingBucket, Key }));
       await s3.send(new PutObjectCommand({ Bucket: incomingBucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
     } catch (error) {
       log(`could not put the event probe (${startupFailureLine(error)})`);
@@ -226,7 +233,7 @@ async function main(): Promise<void> {
     }
     const ok = await arrived;
     probe = undefined;
-    await s3.send(new DeleteObjectCommand({ Bucket: incomingBucket, Key: key })).catch(() => undefined);
+    await remove().catch(() => undefined);
     if (ok) {
       log(`events: MinIO's webhook reaches http://${eventsHost}:${eventsPort}/minio-events (probe in ${Date.now() - started} ms)`);
       return;
