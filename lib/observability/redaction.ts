@@ -6,12 +6,18 @@
 
 const SECRET_KEY = /(secret|password|token|authorization|signature|credential|wrapped.?key|data.?key|x-amz-security|policy|^key$|^keys$)/i;
 const SIGNED_QUERY = /([?&])(X-Amz-(Signature|Credential|Security-Token)|Signature|AWSAccessKeyId|token)=[^&\s"']*/gi;
-const BEARER = /Bearer\s+[A-Za-z0-9._~+/=-]+/g;
+// The token check accepts the scheme in any case (RFC 9110: schemes are case-insensitive), so does this.
+const BEARER = /\b(Bearer)\s+[A-Za-z0-9._~+/=-]+/gi;
+// A SigV4 Authorization header value: `AWS4-HMAC-SHA256 Credential=AKIA…/…, SignedHeaders=…, Signature=…`.
+const SIGV4_FIELDS = /\b(Credential|Signature)=[^,&\s"']+/g;
 
 export const REDACTED = '[redacted]';
 
 export function redactString(value: string): string {
-  return value.replace(SIGNED_QUERY, `$1$2=${REDACTED}`).replace(BEARER, `Bearer ${REDACTED}`);
+  return value
+    .replace(SIGNED_QUERY, `$1$2=${REDACTED}`)
+    .replace(BEARER, `$1 ${REDACTED}`)
+    .replace(SIGV4_FIELDS, `$1=${REDACTED}`);
 }
 
 /** JSON replacer: applied by the logger to every key and value it serialises. */
