@@ -20,8 +20,19 @@ export class SyntheticRecording {
     this.#header = Buffer.alloc(SyntheticRecording.HEADER_BYTES);
     this.#header.write('RIFF', 0, 'ascii');
     this.#header.writeUInt32LE(Math.min(size - 8, 0xffffffff), 4);
+    // A consistent PCM header (processing parses every upload whole): 16-bit mono at 16 kHz, or
+    // 8-bit when the size leaves an odd number of sample bytes, so the samples are always whole.
+    const bytesPerSample = (size - SyntheticRecording.HEADER_BYTES) % 2 === 0 ? 2 : 1;
     this.#header.write('WAVEfmt ', 8, 'ascii');
+    this.#header.writeUInt32LE(16, 16);
+    this.#header.writeUInt16LE(1, 20);
+    this.#header.writeUInt16LE(1, 22);
+    this.#header.writeUInt32LE(16000, 24);
+    this.#header.writeUInt32LE(16000 * bytesPerSample, 28);
+    this.#header.writeUInt16LE(bytesPerSample, 32);
+    this.#header.writeUInt16LE(8 * bytesPerSample, 34);
     this.#header.write('data', 36, 'ascii');
+    this.#header.writeUInt32LE(Math.min(size - SyntheticRecording.HEADER_BYTES, 0xffffffff), 40);
   }
 
   /** The bytes of [start, end) as views of the header and the block: nothing is copied. */

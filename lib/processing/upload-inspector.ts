@@ -1,10 +1,16 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { SNIFF_BYTES, sniffAudio, type AudioExtension } from '../audio-formats.ts';
+import { InvalidAudio } from '../audio/container-walker.ts';
+import { AudioCheck, type AudioDescription } from './audio-check.ts';
 
 /** The upload's content is not what was declared: the client's fault, final, never retried. */
-/** Why an upload is refused, as a metric dimension and an alarm can name it (the message says it to a person). */
-export type RejectionCode = 'too_large' | 'size_mismatch' | 'wrong_format' | 'sha256_mismatch';
+/**
+ * Why an upload is refused, as a metric dimension and an alarm can name it (the message says it to a person).
+ * `wrong_format`: its first bytes are another format's, or none; `invalid_audio`: they are right,
+ * but the whole is not a consistent recording of that format (lib/processing/audio-check.ts).
+ */
+export type RejectionCode = 'too_large' | 'size_mismatch' | 'wrong_format' | 'invalid_audio' | 'sha256_mismatch';
 
 export class UploadRejection extends Error {
   override name = 'UploadRejection';
@@ -20,18 +26,22 @@ export class UploadRejection extends Error {
 export interface InspectionResult {
   size: number;
   sha256: string;
+  audio: AudioDescription;
 }
 
 /**
- * Passes the plaintext through unchanged while it counts it, hashes it and checks its first
- * bytes, so that one read of the upload serves every check. It fails as early as it can:
- * on the first bytes for a wrong format, on the first byte past the declared size.
+ * Passes the plaintext through unchanged while it counts it, hashes it, checks its first bytes
+ * and has the audio check read it whole (container structure and music-metadata), so that one
+ * read of the upload serves every check. It fails as early as it can: on the first bytes for a
+ * wrong format, on the first byte past the declared size, on the first inconsistency in the
+ * container; and it ends its stream only once the audio check has accepted the whole file.
  */
 export class UploadInspector extends Transform {
   readonly #hash = createHash('sha256');
   readonly #extension: AudioExtension;
   readonly #expectedSize: number | undefined;
   readonly #limit: number;
+  readonly #audio: AudioCheck;
   #head: Buffer | undefined = Buffer.alloc(0);
   #size = 0;
   #result: InspectionResult | undefined;
@@ -41,9 +51,10 @@ export class UploadInspector extends Transform {
     this.#extension = options.extension;
     this.#expectedSize = options.expectedSize;
     this.#limit = options.expectedSize ?? options.maxSize;
+    this.#audio = new AudioCheck(options.extension, { expectedSize: options.expectedSize });
   }
 
-  /** Size and SHA-256 of everything that passed, once the stream has ended. */
+  /** Size, SHA-256 and audio description of everything that passed, once the stream has ended. */
   get result(): InspectionResult | undefined {
     return this.#result;
   }
@@ -66,8 +77,19 @@ export class UploadInspector extends Transform {
         if (problem) return callback(problem);
       }
     }
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.#audio.write(chunk);
+    } catch (error) {
+      return callback(this.#audioRejection(error));
+    }
     this.#hash.update(chunk);
-    callback(null, chunk);
+    if (waiting === undefined) return callback(null, chunk);
+    // The parser is behind: the next chunk waits for it (this bounds its queue).
+    void waiting.then(() => {
+      const problem = this.#audio.problem;
+      callback(problem ? this.#audioRejection(problem) : null, chunk);
+    });
   }
 
   override _flush(callback: TransformCallback): void {
@@ -76,8 +98,24 @@ export class UploadInspector extends Transform {
     if (this.#expectedSize !== undefined && this.#size !== this.#expectedSize) {
       return callback(new UploadRejection(`upload is ${this.#size} bytes but ${this.#expectedSize} were declared`, 'size_mismatch'));
     }
-    this.#result = { size: this.#size, sha256: this.#hash.digest('hex') };
-    callback();
+    const sha256 = this.#hash.digest('hex');
+    this.#audio.end().then(
+      (audio) => {
+        this.#result = { size: this.#size, sha256, audio };
+        callback();
+      },
+      (error: unknown) => callback(this.#audioRejection(error)),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#audio.abort();
+    callback(error);
+  }
+
+  #audioRejection(error: unknown): Error {
+    if (error instanceof InvalidAudio) return new UploadRejection(`content is not a valid ${this.#extension} recording: ${error.message}`, 'invalid_audio');
+    return error as Error;
   }
 
   #checkFormat(): UploadRejection | undefined {

@@ -29,7 +29,7 @@ describe('GET /files/{fileId}/size', () => {
   it('answers 409 before the file is ready and 404 for another owner', async () => {
     const created = await requestUpload(token, { filename: 'a.mp3', contentType: 'audio/mpeg', size: 10 });
     expect((await size(created.json.fileId)).status).toBe(409);
-    const fileId = await uploadRecording(env, token, mp3(100), 'mp3');
+    const fileId = await uploadRecording(env, token, mp3(1000), 'mp3');
     expect((await size(fileId, await env.token('bob'))).status).toBe(404);
   });
 });

@@ -99,4 +99,13 @@ describe('metrics through the functions (EMF)', () => {
     expect(emf.values('UploadsRejected')).toEqual([1]);
     expect(emf.values('UploadsReady')).toEqual([]);
   });
+
+  it('records an upload with the right first bytes but no consistent audio as invalid_audio', async () => {
+    emf.clear();
+    const bytes = wav(5000);
+    bytes.writeUInt32LE(9000, 4); // the RIFF size of a longer file: a truncated or padded upload
+    const fileId = await uploadRecording(env, token, bytes);
+    expect((await info(fileId)).json.status).toBe('rejected');
+    expect(emf.values('UploadsRejected', { reason: 'invalid_audio' })).toEqual([1]);
+  });
 });
