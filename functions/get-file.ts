@@ -17,5 +17,5 @@ export const handler = httpFunction(
     const maxLength = service.config.maxResponseBytes;
     return contentResponse(await service.getFile(context.owner, fileId, { ...(range && { range }), maxLength }), maxLength);
   },
-  { playbackLinks: true, secrets: ['encryptionKeys'] },
+  { playbackLinks: true },
 );

@@ -33,7 +33,7 @@ import {
 } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { StorageFileCorruptedError, StorageFileSizeError, StorageMetadataError } from '../errors/catalogue.ts';
-import { KEY_LENGTH, WRAPPED_KEY_LENGTH, isValidKeyId } from './keyring.ts';
+import { KEY_LENGTH, KMS_KEK_ID, MAX_WRAPPED_KEY_LENGTH, WRAPPED_KEY_LENGTH, isValidKeyId } from './keyring.ts';
 
 export const FORMAT_VERSION = 1;
 export const DEFAULT_FRAME_SIZE = 65536;
@@ -433,7 +433,7 @@ export function decodeEncryptionMetadata(
 
   const kekId = field('enc-kek');
   if (!isValidKeyId(kekId)) throw fail('The object names an unreadable key-encryption key id', 'enc-kek');
-  const wrappedKey = decodeBase64Url(field('enc-key'), WRAPPED_KEY_LENGTH);
+  const wrappedKey = decodeBase64Url(field('enc-key'), kekId === KMS_KEK_ID ? undefined : WRAPPED_KEY_LENGTH);
   if (wrappedKey === undefined) throw fail('The object has an unreadable wrapped data key', 'enc-key');
   const noncePrefix = decodeBase64Url(field('enc-nonce'), NONCE_PREFIX_LENGTH);
   if (noncePrefix === undefined) throw fail('The object has an unreadable nonce prefix', 'enc-nonce');
@@ -443,8 +443,10 @@ export function decodeEncryptionMetadata(
   return { version, kekId, wrappedKey, noncePrefix, frameSize };
 }
 
-function decodeBase64Url(text: string, size: number): Buffer | undefined {
+/** Strict base64url of exactly `size` bytes, or of 1 to MAX_WRAPPED_KEY_LENGTH bytes when no size is given. */
+function decodeBase64Url(text: string, size: number | undefined): Buffer | undefined {
   // Buffer.from skips characters it does not know; the round trip makes decoding strict.
   const bytes = Buffer.from(text, 'base64url');
-  return bytes.length === size && bytes.toString('base64url') === text ? bytes : undefined;
+  const fits = size === undefined ? bytes.length > 0 && bytes.length <= MAX_WRAPPED_KEY_LENGTH : bytes.length === size;
+  return fits && bytes.toString('base64url') === text ? bytes : undefined;
 }

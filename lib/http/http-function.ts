@@ -84,14 +84,18 @@ export const TIMEOUT_MARGIN_MS = 3_000;
 export interface HttpFunctionOptions {
   /** The route also serves playback links (`?token=`), for clients that send no header. */
   playbackLinks?: boolean;
-  /** Secrets the handler needs besides the one that verifies callers (read from Parameter Store when deployed). */
+  /** Secrets the handler needs besides those every route has (read from Parameter Store when deployed). */
   secrets?: SecretNeed[];
 }
 
-/** What a route must have before it can authenticate: the HS256 secret, unless callers come with an identity provider's tokens and no link is involved. */
+/**
+ * What a route must have before it can work: the HS256 secret, unless callers come with an
+ * identity provider's tokens and no link is involved; and the encryption keys, since every route
+ * reads or writes sealed manifests (lib/crypto/manifest-seal.ts).
+ */
 function secretsOf(options: HttpFunctionOptions): SecretNeed[] {
   const hs256 = loadConfig().auth.jwksUrl === undefined || options.playbackLinks === true;
-  return [...new Set<SecretNeed>([...(hs256 ? (['jwtSecret'] as const) : []), ...(options.secrets ?? [])])];
+  return [...new Set<SecretNeed>([...(hs256 ? (['jwtSecret'] as const) : []), 'encryptionKeys', ...(options.secrets ?? [])])];
 }
 
 export function httpFunction(operation: string, handler: HttpHandler, options: HttpFunctionOptions = {}) {

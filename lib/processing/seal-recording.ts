@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -5,7 +6,6 @@ import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { AudioExtension } from '../audio-formats.ts';
 import type { Keyring } from '../crypto/keyring.ts';
-import { generateDataKey } from '../crypto/keyring.ts';
 import {
   DEFAULT_FRAME_SIZE,
   FORMAT_VERSION,
@@ -15,13 +15,14 @@ import {
 } from '../crypto/frame-format.ts';
 import { toStorageError } from '../storage/backend-errors.ts';
 import type { Manifest } from '../storage/manifest.ts';
-import { finalKey } from '../storage/object-layout.ts';
+import { finalKey, SEAL_ID_METADATA } from '../storage/object-layout.ts';
+import type { AudioDescription } from './audio-check.ts';
 import { UploadInspector, UploadRejection } from './upload-inspector.ts';
 import { timeTransform } from './transform-timer.ts';
 
 /**
  * One streaming pass from a plaintext source to the final object:
- *   source → inspect (size, SHA-256, magic bytes) → encrypt (framed AES-256-GCM) → multipart upload.
+ *   source → inspect (size, SHA-256, magic bytes, audio structure and metadata) → encrypt (framed AES-256-GCM) → multipart upload.
  * Memory stays bounded by the upload's part buffers, whatever the file's size.
  * A content problem surfaces as `UploadRejection` and leaves no final object behind.
  */
@@ -49,6 +50,10 @@ export interface SealResult {
   /** Plaintext bytes per encrypted frame; undefined when stored in the clear. */
   frameSize: number | undefined;
   encryptMs: number;
+  /** Also in the object's metadata: the manifest records it, and a read checks the two agree. */
+  sealId: string;
+  /** What the audio check found: duration, codec, sample rate, channels. */
+  audio: AudioDescription;
 }
 
 export const PART_SIZE = 5 * 1024 * 1024;
@@ -61,13 +66,14 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
     maxSize: input.maxSize,
   });
   const stages: NodeJS.ReadWriteStream[] = [inspector];
-  const metadata: Record<string, string> = { 'file-id': input.fileId };
+  // The seal id ties this object to the manifest that describes it (see read-content.ts).
+  const sealId = randomBytes(16).toString('base64url');
+  const metadata: Record<string, string> = { 'file-id': input.fileId, [SEAL_ID_METADATA]: sealId };
   let encryptTimer: { elapsedMs: () => number } | undefined;
 
   if (input.keyring) {
-    const dataKey = generateDataKey();
+    const { dataKey, kekId, wrappedKey } = await input.keyring.newDataKey();
     const noncePrefix = newNoncePrefix();
-    const { kekId, wrappedKey } = input.keyring.wrap(dataKey);
     const encryptor = createEncryptStream({ dataKey, noncePrefix, frameSize: DEFAULT_FRAME_SIZE, fileId: input.fileId });
     dataKey.fill(0);
     encryptTimer = timeTransform(encryptor);
@@ -136,6 +142,8 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
     encrypted: input.keyring !== undefined,
     frameSize: input.keyring ? DEFAULT_FRAME_SIZE : undefined,
     encryptMs: encryptTimer?.elapsedMs() ?? 0,
+    sealId,
+    audio: inspected.audio,
   };
 }
 
@@ -152,6 +160,7 @@ export function storedAttributes(sealed: SealResult): NonNullable<Manifest['stor
     size: sealed.size,
     storedSize: sealed.storedSize,
     encrypted: sealed.encrypted,
+    sealId: sealed.sealId,
     ...(sealed.frameSize === undefined ? {} : { frameSize: sealed.frameSize }),
   };
 }

@@ -1,13 +1,17 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { StorageMetadataError } from '../errors/catalogue.ts';
+import type { Keyring } from '../crypto/keyring.ts';
+import { openManifest, sealManifest, SEALED_MANIFEST_VERSION } from '../crypto/manifest-seal.ts';
+import { StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
 import { backend, isNotFound, isPreconditionFailed, toStorageError } from './backend-errors.ts';
 import { manifestKey } from './object-layout.ts';
 
 /**
  * S3 is the only database: each file has a small JSON manifest beside its object. Every
  * change of status is a conditional write (If-Match on the ETag read), so two deliveries of
- * the same event, or a delete racing a processing run, can never both win.
+ * the same event, or a delete racing a processing run, can never both win. Where encryption
+ * is on, a manifest is stored sealed (lib/crypto/manifest-seal.ts): its personal fields
+ * encrypted, all of it authenticated.
  */
 
 /**
@@ -53,7 +57,19 @@ const manifestSchema = z.object({
       size: z.number().int().nonnegative(),
       storedSize: z.number().int().nonnegative(),
       encrypted: z.boolean(),
+      /** The stored object's seal-id metadata (object-layout.ts); absent only in manifests of version 1. */
+      sealId: z.string().optional(),
       frameSize: z.number().int().positive().optional(),
+    })
+    .optional(),
+  /** What processing found in the recording (lib/processing/audio-check.ts), once ready. */
+  audio: z
+    .object({
+      durationSeconds: z.number().nonnegative(),
+      codec: z.string(),
+      sampleRate: z.number().int().positive(),
+      channels: z.number().int().positive(),
+      bitrate: z.number().int().nonnegative().optional(),
     })
     .optional(),
 });
@@ -63,15 +79,23 @@ export type Manifest = z.infer<typeof manifestSchema>;
 export interface VersionedManifest {
   manifest: Manifest;
   etag: string;
+  /** The KEK its seal is wrapped with; undefined for a manifest stored in the clear (version 1). */
+  kekId?: string | undefined;
 }
+
+/** Pauses before reading a manifest again that did not parse or authenticate (see `read`). */
+const TORN_READ_RETRY_DELAYS_MS = [50, 250];
 
 export class ManifestStore {
   readonly #s3: S3Client;
   readonly #bucket: string;
+  readonly #keyring: () => Keyring | undefined;
 
-  constructor(s3: S3Client, bucket: string) {
+  /** `keyring` gives the keys that seal manifests, or undefined where encryption is off. */
+  constructor(s3: S3Client, bucket: string, keyring: () => Keyring | undefined) {
     this.#s3 = s3;
     this.#bucket = bucket;
+    this.#keyring = keyring;
   }
 
   /** Writes a new manifest; fails if one exists for that fileId. */
@@ -79,7 +103,24 @@ export class ManifestStore {
     return this.#put(manifest, { IfNoneMatch: '*' }, 'createManifest');
   }
 
-  async read(fileId: string): Promise<VersionedManifest | undefined> {
+  /** `unsealed: 'accept'` reads a clear (version 1) manifest where manifests are sealed: for `npm run rotate-keys` only, which seals it. */
+  async read(fileId: string, options: { unsealed?: 'accept' } = {}): Promise<VersionedManifest | undefined> {
+    // A store that writes an object in place (the embedded emulator truncates, then writes) can
+    // serve a manifest half written: a read that does not parse or authenticate is tried again
+    // before the manifest is called damaged. S3 and MinIO replace objects atomically, so there
+    // a retry only delays the answer about a manifest that really is damaged.
+    for (const delayMs of TORN_READ_RETRY_DELAYS_MS) {
+      try {
+        return await this.#readOnce(fileId, options);
+      } catch (error) {
+        if (!(error instanceof StorageMetadataError) || error.details.torn !== true) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+    return this.#readOnce(fileId, options);
+  }
+
+  async #readOnce(fileId: string, options: { unsealed?: 'accept' }): Promise<VersionedManifest | undefined> {
     let body: string;
     let etag: string;
     try {
@@ -94,7 +135,24 @@ export class ManifestStore {
     try {
       parsed = JSON.parse(body);
     } catch {
-      throw new StorageMetadataError('File manifest is unreadable.', { operation: 'readManifest', fileId });
+      throw new StorageMetadataError('File manifest is unreadable.', { operation: 'readManifest', fileId, details: { torn: true } });
+    }
+    const keyring = this.#keyring();
+    let kekId: string | undefined;
+    const stored = parsed as { version?: unknown } | null;
+    if (stored?.version === SEALED_MANIFEST_VERSION) {
+      if (keyring === undefined) {
+        throw new StorageOperationError('File manifest is sealed but no encryption keys are configured.', { operation: 'readManifest', fileId });
+      }
+      try {
+        ({ manifest: parsed, kekId } = await openManifest(stored as Record<string, unknown>, keyring, fileId));
+      } catch (error) {
+        if (error instanceof StorageMetadataError) error.details.torn = true;
+        throw error;
+      }
+    } else if (keyring !== undefined && options.unsealed !== 'accept') {
+      // A clear manifest where manifests are sealed is either from before sealing or an edit: never trusted.
+      throw new StorageMetadataError('File manifest is not sealed (npm run rotate-keys seals older manifests).', { operation: 'readManifest', fileId });
     }
     const result = manifestSchema.safeParse(parsed);
     if (!result.success || result.data.fileId !== fileId) {
@@ -104,7 +162,7 @@ export class ManifestStore {
         details: { issues: result.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) },
       });
     }
-    return { manifest: result.data, etag };
+    return { manifest: result.data, etag, kekId };
   }
 
   /**
@@ -132,12 +190,14 @@ export class ManifestStore {
     operation: string,
     raw = false,
   ): Promise<string> {
+    const keyring = this.#keyring();
+    const body = JSON.stringify(keyring === undefined ? manifest : await sealManifest(manifest, keyring));
     const send = () =>
       this.#s3.send(
         new PutObjectCommand({
           Bucket: this.#bucket,
           Key: manifestKey(manifest.fileId),
-          Body: JSON.stringify(manifest),
+          Body: body,
           ContentType: 'application/json',
           ...condition,
         }),

@@ -4,7 +4,8 @@
  *
  *   incoming bucket  uploads/<fileId>          the client's raw upload, until processed
  *   final bucket     files/<fileId>            the checked, encrypted recording
- *   final bucket     manifests/<fileId>.json   owner, declared attributes, status
+ *   final bucket     manifests/<fileId>.json   status and sizes; owner and declared attributes sealed (manifest-seal.ts)
+ *   final bucket     keys/owner-tags.json      the wrapped key of owner tags (owner-tags.ts)
  *   final bucket     pending/<fileId>          empty marker: this file is not settled yet (the sweep's index)
  *   final bucket     dead-letters/<time>-<id>.json   processing given up on (when no SQS queue is configured)
  */
@@ -19,6 +20,9 @@ export const INCOMING_PREFIX = 'uploads/';
 export const FINAL_PREFIX = 'files/';
 export const PENDING_PREFIX = 'pending/';
 export const DEAD_LETTER_PREFIX = 'dead-letters/';
+
+/** User metadata of a stored object naming its seal, which its manifest records too. */
+export const SEAL_ID_METADATA = 'seal-id';
 
 export const incomingKey = (fileId: string) => `${INCOMING_PREFIX}${fileId}`;
 export const finalKey = (fileId: string) => `${FINAL_PREFIX}${fileId}`;

@@ -12,7 +12,7 @@ import {
 import { StorageFileCorruptedError, StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
 import { backend } from './backend-errors.ts';
 import type { Manifest } from './manifest.ts';
-import { finalKey } from './object-layout.ts';
+import { finalKey, SEAL_ID_METADATA } from './object-layout.ts';
 import type { StorageContext } from './storage-context.ts';
 import type { RangeRequest } from './storage-service.ts';
 
@@ -79,6 +79,7 @@ export async function openPlaintext(
     prefetch?.discard();
     const out = await get(range ? `bytes=${range.start}-${range.end}` : undefined);
     const body = out.Body as Readable;
+    assertSameSeal(out, stored, body, fileId);
     return range ? body : chain(body, new Sha256Verifier(stored.sha256, fileId));
   }
 
@@ -98,6 +99,7 @@ export async function openPlaintext(
   const prefetched = prefetchFits ? await prefetch!.response : undefined;
   const out = prefetched ?? (await get(window && `bytes=${window.cipherStart}-${window.cipherEndInclusive}`));
   const body = out.Body as Readable;
+  assertSameSeal(out, stored, body, fileId);
   try {
     if (!ctx.keyring) {
       // Encryption was turned off after this file was stored: a configuration problem, not the file's.
@@ -107,7 +109,7 @@ export async function openPlaintext(
     if (encryption.frameSize !== frameSize) {
       throw new StorageFileCorruptedError('Stored object and manifest disagree on the frame size.', { operation: 'getFile', fileId });
     }
-    const dataKey = ctx.keyring.unwrap(encryption.kekId, encryption.wrappedKey, fileId);
+    const dataKey = await ctx.keyring.unwrap(encryption.kekId, encryption.wrappedKey, fileId);
     const decryptor = createDecryptStream({
       dataKey,
       noncePrefix: encryption.noncePrefix,
@@ -122,6 +124,17 @@ export async function openPlaintext(
     body.destroy();
     throw error;
   }
+}
+
+/**
+ * The object read must be the one the manifest describes: a manifest put back from an earlier
+ * file, or an object put in another's place, would otherwise pass every other check but the
+ * whole-file hash, which a range read never reaches.
+ */
+function assertSameSeal(out: GetObjectCommandOutput, stored: NonNullable<Manifest['stored']>, body: Readable, fileId: string): void {
+  if (stored.sealId === undefined || out.Metadata?.[SEAL_ID_METADATA] === stored.sealId) return;
+  body.destroy();
+  throw new StorageFileCorruptedError('Stored object is not the one its manifest describes.', { operation: 'getFile', fileId });
 }
 
 /** Streams joined so that an error anywhere destroys them all and surfaces on the last. */

@@ -1,5 +1,6 @@
 import { loadConfig, requireSecrets, type StorageConfig } from '../config.ts';
 import { Keyring } from '../crypto/keyring.ts';
+import { kmsKeyProvider } from '../crypto/kms-key-provider.ts';
 import { ManifestStore } from './manifest.ts';
 import { PendingIndex } from './pending-index.ts';
 import { createS3Clients, type S3Clients } from './s3-clients.ts';
@@ -17,20 +18,22 @@ export interface StorageContext {
 export function createStorageContext(config: StorageConfig): StorageContext {
   const s3 = createS3Clients(config);
   let keyring: Keyring | undefined;
-  return {
+  const ctx: StorageContext = {
     config,
     s3,
-    manifests: new ManifestStore(s3.internal, config.bucket),
+    manifests: new ManifestStore(s3.internal, config.bucket, () => ctx.keyring),
     pending: new PendingIndex(s3.internal, config.bucket),
     // Built on first use: a function that never seals or opens a recording never needs the keys,
     // and one that does fails with a configuration error rather than ever storing in the clear.
     get keyring() {
       if (!config.encryption.enabled) return undefined;
       requireSecrets(config, ['encryptionKeys']);
-      keyring ??= new Keyring(config.encryption.keys, config.encryption.activeKeyId);
+      const { keys, activeKeyId, kmsKeyId } = config.encryption;
+      keyring ??= new Keyring(keys, activeKeyId, kmsKeyId === undefined ? undefined : kmsKeyProvider(kmsKeyId));
       return keyring;
     },
   };
+  return ctx;
 }
 
 let shared: StorageContext | undefined;

@@ -99,8 +99,12 @@ export class UsageLedger {
     return (await this.#readTotals()).totals;
   }
 
-  /** Folds the pending changes into the totals (see above); `isReady` reads a file's manifest. */
-  async fold(isReady: (fileId: string) => Promise<boolean>): Promise<UsageTotals> {
+  /**
+   * Folds the pending changes into the totals (see above); `isReady` reads a file's manifest, and
+   * answers undefined when it cannot tell (a manifest that does not open): that change waits for a
+   * later fold rather than stopping this one.
+   */
+  async fold(isReady: (fileId: string) => Promise<boolean | undefined>): Promise<UsageTotals> {
     for (let attempt = 1; ; attempt++) {
       const { totals, etag } = await this.#readTotals();
       const previous = new Map(totals.lastFold.map((entry) => [entry.key, entry]));
@@ -123,7 +127,11 @@ export class UsageLedger {
         const counted = decided.get(change.fileId) ?? (await this.#countedBytes(change.fileId)) !== undefined;
         let effect: Effect = 'none';
         let bytes = change.bytes;
-        if (change.kind === 'add' && !counted && (await isReady(change.fileId))) effect = 'count';
+        if (change.kind === 'add' && !counted) {
+          const ready = await isReady(change.fileId);
+          if (ready === undefined) continue;
+          if (ready) effect = 'count';
+        }
         if (change.kind === 'remove' && counted) {
           effect = 'uncount';
           bytes = decided.get(change.fileId) === true ? bytesCountedNow(next.lastFold, change.fileId) : (await this.#countedBytes(change.fileId))!;

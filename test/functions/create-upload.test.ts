@@ -33,9 +33,11 @@ describe('POST /files', () => {
     expect(upload.fields.key).toBe(incomingKey(fileId));
     expect(upload.fields.key).not.toContain('interview');
     expect(Date.parse(expiresAt)).toBeGreaterThan(Date.now());
-    const manifest = await env.admin.send(new GetObjectCommand({ Bucket: env.config.bucket, Key: manifestKey(fileId) }));
-    const stored = JSON.parse(await manifest.Body!.transformToString());
-    expect(stored).toMatchObject({ owner: 'alice', filename: 'interview.wav', size: 2048, status: 'awaiting_upload' });
+    expect((await env.ctx.manifests.read(fileId))!.manifest).toMatchObject({ owner: 'alice', filename: 'interview.wav', size: 2048, status: 'awaiting_upload' });
+    // At rest, what names the person is sealed; what operations need stays readable.
+    const raw = await (await env.admin.send(new GetObjectCommand({ Bucket: env.config.bucket, Key: manifestKey(fileId) }))).Body!.transformToString();
+    expect(raw).not.toMatch(/alice|interview/);
+    expect(JSON.parse(raw)).toMatchObject({ version: 2, fileId, size: 2048, status: 'awaiting_upload' });
   });
 
   it.each([

@@ -149,28 +149,25 @@ describe('process-upload', () => {
 
   it('does not touch another in-flight run: a live lease makes a second delivery defer', async () => {
     const fileId = await uploadOnly(wav(1000));
-    const key = { Bucket: env.config.bucket, Key: manifestKey(fileId) };
-    const manifest = JSON.parse(await (await env.admin.send(new GetObjectCommand(key))).Body!.transformToString());
-    manifest.status = 'processing';
-    manifest.leaseUntil = new Date(Date.now() + 60_000).toISOString();
-    await env.admin.send(new PutObjectCommand({ ...key, Body: JSON.stringify(manifest) }));
+    // Another run's claim, written as it would write it (manifests are sealed: through the store).
+    const read = (await env.ctx.manifests.read(fileId))!;
+    const manifest = { ...read.manifest, status: 'processing' as const, leaseUntil: new Date(Date.now() + 60_000).toISOString() };
+    const etag = (await env.ctx.manifests.replace(manifest, read.etag))!;
     const result = await notifyUploaded(env, fileId);
     expect(result.results[0]).toMatchObject({ outcome: 'deferred', reason: 'being processed by another run' });
-    manifest.leaseUntil = new Date(Date.now() - 1000).toISOString();
-    await env.admin.send(new PutObjectCommand({ ...key, Body: JSON.stringify(manifest) }));
+    expect(await env.ctx.manifests.replace({ ...manifest, leaseUntil: new Date(Date.now() - 1000).toISOString() }, etag)).toBeTruthy();
     const retried = await notifyUploaded(env, fileId);
     expect(retried.results[0]).toMatchObject({ outcome: 'ready' });
   });
 
   it('leaves the object of a run that took the file over when its own lease had run out', async () => {
     const fileId = await uploadOnly(wav(40_000_000));
-    const key = { Bucket: env.config.bucket, Key: manifestKey(fileId) };
     const running = notifyUploaded(env, fileId);
     // As soon as this run has claimed the file, another run "takes it over" (a new manifest version).
     for (let i = 0; i < 2000; i++) {
-      const manifest = JSON.parse(await (await env.admin.send(new GetObjectCommand(key))).Body!.transformToString());
+      const { manifest, etag } = (await env.ctx.manifests.read(fileId))!;
       if (manifest.status === 'processing') {
-        await env.admin.send(new PutObjectCommand({ ...key, Body: JSON.stringify({ ...manifest, leaseUntil: new Date(Date.now() + 60_000).toISOString() }) }));
+        expect(await env.ctx.manifests.replace({ ...manifest, leaseUntil: new Date(Date.now() + 60_000).toISOString() }, etag)).toBeTruthy();
         break;
       }
     }

@@ -99,8 +99,9 @@ describe('secrets from Parameter Store', () => {
     const as = await token('alice');
     expect((await info(fileId, as)).status).toBe(200);
     expect((await info(fileId, as)).status).toBe(200);
-    // get-file-info opens no recording: it never asks for the keys, and asks for the JWT secret once within the cache's life.
-    expect(calls.map((c) => c.name)).toEqual([JWT_PARAMETER]);
+    // get-file-info verifies its caller and opens a sealed manifest: it asks for the JWT secret and
+    // the keys, each once within the cache's life.
+    expect(calls.map((c) => c.name).sort()).toEqual([JWT_PARAMETER, KEYS_PARAMETER].sort());
   });
 
   it('picks up a rotated JWT secret once the cache expires, without a restart', async () => {

@@ -19,6 +19,12 @@ export interface FaultProxy {
   slow(rule: ((req: IncomingMessage) => boolean) | undefined, bytesPerSecond?: number): void;
   /** Requests for which `rule` is true are held `ms` before they are passed on (a slow or retried call). */
   delay(rule: ((req: IncomingMessage) => boolean) | undefined, ms?: number): void;
+  /**
+   * The answers to requests for which `rule` is true come with only their first `keep` bytes, and
+   * a Content-Length that says so: what a store that writes objects in place serves while a write
+   * is under way (a torn read), which the client cannot tell from a whole answer.
+   */
+  tear(rule: ((req: IncomingMessage) => boolean) | undefined, keep?: number): void;
   /** Requests cut so far. */
   readonly cut: number;
   close(): Promise<void>;
@@ -29,6 +35,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
   let slowRule: ((req: IncomingMessage) => boolean) | undefined;
   let delayRule: ((req: IncomingMessage) => boolean) | undefined;
   let delayMs = 0;
+  let tearRule: ((req: IncomingMessage) => boolean) | undefined;
+  let tearKeep = 0;
   let rate = 1024 * 1024;
   let cut = 0;
   const server: Server = createServer((req, res) => {
@@ -49,6 +57,16 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     const upstream = request(
       { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        if (tearRule?.(req)) {
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () => {
+            const torn = Buffer.concat(chunks).subarray(0, tearKeep);
+            res.writeHead(answer.statusCode ?? 502, { ...answer.headers, 'content-length': String(torn.length) });
+            res.end(torn);
+          });
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         // A server that dies mid-answer resets its connections: the client must see that too.
         const stages = slowRule?.(req) ? [answer, trickle(rate), res] : [answer, res];
@@ -74,6 +92,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     delay: (next, ms = 1000) => {
       delayRule = next;
       delayMs = ms;
+    },
+    tear: (next, keep = 0) => {
+      tearRule = next;
+      tearKeep = keep;
     },
     get cut() {
       return cut;

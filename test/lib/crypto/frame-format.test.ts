@@ -22,7 +22,14 @@ import {
   type EncryptionMetadata,
   type FrameParams,
 } from '../../../lib/crypto/frame-format.ts';
-import { Keyring, WRAPPED_KEY_LENGTH, generateDataKey } from '../../../lib/crypto/keyring.ts';
+import {
+  KEY_LENGTH,
+  KMS_KEK_ID,
+  Keyring,
+  MAX_WRAPPED_KEY_LENGTH,
+  WRAPPED_KEY_LENGTH,
+  type RemoteKeyProvider,
+} from '../../../lib/crypto/keyring.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness, so that a failure can be replayed.
@@ -696,7 +703,7 @@ describe('tampering', () => {
       { ...d, fileId: `${d.fileId}x` },
       { ...d, fileId: '' },
       { ...d, dataKey: flipped(d.dataKey, 31) },
-      { ...d, dataKey: generateDataKey() },
+      { ...d, dataKey: bytes(KEY_LENGTH, 'wrong/another data key') },
       { ...d, noncePrefix: flipped(d.noncePrefix, 0) },
       { ...d, noncePrefix: flipped(d.noncePrefix, 6, 0x80) },
     ];
@@ -865,8 +872,7 @@ describe('encryption metadata', () => {
 describe('the whole envelope', () => {
   it('data key wrapped in metadata, frames in the body, a range read back', async () => {
     const keyring = new Keyring([{ id: 'k1', key: bytes(32, 'envelope/kek') }], 'k1');
-    const dataKey = generateDataKey();
-    const { kekId, wrappedKey } = keyring.wrap(dataKey);
+    const { dataKey, kekId, wrappedKey } = await keyring.newDataKey();
     const meta = encodeEncryptionMetadata({
       version: FORMAT_VERSION,
       kekId,
@@ -878,12 +884,113 @@ describe('the whole envelope', () => {
     const read = decodeEncryptionMetadata(meta, 'file-env');
     const p: FrameParams = { dataKey, noncePrefix: read.noncePrefix, frameSize: read.frameSize, fileId: 'file-env' };
     const cipher = await encrypt(p, plain, randomSplits(1, 700));
-    const unwrapped = keyring.unwrap(read.kekId, read.wrappedKey, 'file-env');
+    const unwrapped = await keyring.unwrap(read.kekId, read.wrappedKey, 'file-env');
+    expect(unwrapped.equals(dataKey)).toBe(true);
     const range = cipherRangeFor(1500, 4321, plain.length, read.frameSize);
     const out = await decryptOk(
       { ...p, dataKey: unwrapped, plainSize: plain.length, ...range },
       cipher.subarray(range.cipherStart, range.cipherEndInclusive + 1),
     );
     expect(out.equals(plain.subarray(1500, 4322))).toBe(true);
+  });
+});
+
+describe('encryption metadata of a KMS-wrapped key', () => {
+  const staticSample: EncryptionMetadata = {
+    version: FORMAT_VERSION,
+    kekId: 'k1',
+    wrappedKey: bytes(WRAPPED_KEY_LENGTH, 'kms-meta/static'),
+    noncePrefix: bytes(NONCE_PREFIX_LENGTH, 'kms-meta/nonce'),
+    frameSize: DEFAULT_FRAME_SIZE,
+  };
+  // A KMS ciphertext blob of a 32-byte data key is 184 bytes.
+  const blob = bytes(184, 'kms-meta/blob');
+  const kmsSample: EncryptionMetadata = { ...staticSample, kekId: KMS_KEK_ID, wrappedKey: blob };
+  const kmsEncoded = encodeEncryptionMetadata(kmsSample);
+
+  function expectKeyError(meta: Record<string, string | undefined>): void {
+    let error: unknown;
+    try {
+      decodeEncryptionMetadata(meta, 'file-kms');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error, JSON.stringify(meta).slice(0, 200)).toBeInstanceOf(StorageMetadataError);
+    expect((error as StorageMetadataError).fileId).toBe('file-kms');
+    expect((error as StorageMetadataError).details).toMatchObject({ field: 'enc-key' });
+  }
+
+  it('reads a 184-byte wrapped key under kms, and any length from 1 to MAX_WRAPPED_KEY_LENGTH', () => {
+    expect(kmsEncoded['enc-kek']).toBe('kms');
+    const decoded = decodeEncryptionMetadata(kmsEncoded, 'file-kms');
+    expect(decoded).toEqual(kmsSample);
+    expect(decoded.wrappedKey).toHaveLength(184);
+    for (const length of [1, 2, 40, 41, 500, MAX_WRAPPED_KEY_LENGTH - 1, MAX_WRAPPED_KEY_LENGTH]) {
+      const m = { ...kmsSample, wrappedKey: bytes(length, `kms-meta/${length}`) };
+      expect(decodeEncryptionMetadata(encodeEncryptionMetadata(m), 'file-kms'), `${length} bytes`).toEqual(m);
+    }
+  });
+
+  it('refuses a kms wrapped key of 0 bytes or of more than MAX_WRAPPED_KEY_LENGTH', () => {
+    expectKeyError({ ...kmsEncoded, 'enc-key': '' });
+    // 'A' is base64url of nothing at all.
+    expectKeyError({ ...kmsEncoded, 'enc-key': 'A' });
+    for (const length of [MAX_WRAPPED_KEY_LENGTH + 1, MAX_WRAPPED_KEY_LENGTH + 2, 4096, 65536]) {
+      expectKeyError({ ...kmsEncoded, 'enc-key': bytes(length, `kms-meta/long/${length}`).toString('base64url') });
+    }
+  });
+
+  it('refuses a non-canonical kms wrapped key', () => {
+    const text = kmsEncoded['enc-key']!;
+    for (const bad of [`${text}=`, ` ${text}`, `${text}\n`, `${text.slice(0, -1)}!`, blob.toString('base64')]) {
+      // (hex is not listed: with no fixed length, hex text is also canonical base64url of other bytes.)
+      if (bad !== text) expectKeyError({ ...kmsEncoded, 'enc-key': bad });
+    }
+  });
+
+  it('refuses a 184-byte wrapped key under a static key id, even one close to kms', () => {
+    for (const kekId of ['k1', 'KMS', 'Kms', 'kms1', 'kms_', 'kms-2']) {
+      expectKeyError({ ...kmsEncoded, 'enc-kek': kekId });
+    }
+    // The same ids with a 40-byte key are fine: only the length was wrong.
+    expect(decodeEncryptionMetadata({ ...encodeEncryptionMetadata(staticSample), 'enc-kek': 'KMS' }).kekId).toBe('KMS');
+  });
+
+  it('a whole envelope under a remote KEK: blob in metadata, frames in the body', async () => {
+    // A stand-in for KMS whose blobs are 184 bytes: iv ‖ AES-256-GCM(data key) ‖ tag ‖ padding it checks.
+    const remoteKey = bytes(32, 'kms-meta/remote');
+    const seal = (dataKey: Buffer) => {
+      const iv = bytes(12, `kms-meta/iv/${dataKey.toString('hex')}`);
+      const c = createCipheriv('aes-256-gcm', remoteKey, iv);
+      return Buffer.concat([iv, c.update(dataKey), c.final(), c.getAuthTag(), Buffer.alloc(184 - 60)]);
+    };
+    let unwrapped = 0;
+    const remote: RemoteKeyProvider = {
+      id: KMS_KEK_ID,
+      generateDataKey: async () => {
+        const dataKey = bytes(KEY_LENGTH, 'kms-meta/data key');
+        return { dataKey, wrappedKey: seal(dataKey) };
+      },
+      wrap: async (dataKey) => seal(dataKey),
+      unwrap: async (wrappedKey) => {
+        unwrapped += 1;
+        const d = createDecipheriv('aes-256-gcm', remoteKey, wrappedKey.subarray(0, 12));
+        d.setAuthTag(wrappedKey.subarray(44, 60));
+        return Buffer.concat([d.update(wrappedKey.subarray(12, 44)), d.final()]);
+      },
+    };
+    const keyring = new Keyring([{ id: 'k1', key: bytes(32, 'envelope/kek') }], KMS_KEK_ID, remote);
+    const { dataKey, kekId, wrappedKey } = await keyring.newDataKey();
+    expect(wrappedKey).toHaveLength(184);
+    const meta = encodeEncryptionMetadata({ version: FORMAT_VERSION, kekId, wrappedKey, noncePrefix: newNoncePrefix(), frameSize: 700 });
+    const read = decodeEncryptionMetadata(meta, 'file-kms-env');
+    expect(read.kekId).toBe(KMS_KEK_ID);
+    const plain = bytes(3000, 'kms-meta/plain');
+    const p: FrameParams = { dataKey, noncePrefix: read.noncePrefix, frameSize: read.frameSize, fileId: 'file-kms-env' };
+    const cipher = await encrypt(p, plain, randomSplits(2, 500));
+    const opened = await keyring.unwrap(read.kekId, read.wrappedKey, 'file-kms-env');
+    expect(unwrapped).toBe(1);
+    expect(opened.equals(dataKey)).toBe(true);
+    expect((await decryptOk({ ...p, dataKey: opened, plainSize: plain.length }, cipher)).equals(plain)).toBe(true);
   });
 });

@@ -126,4 +126,16 @@ describe('usage ledger', () => {
     await env.ctx.manifests.delete(fileId);
     expect(await ledger().fold(isReady)).toMatchObject({ bytes: base.bytes, files: base.files });
   });
+
+  it('a manifest that does not open holds back its own change only: the fold goes on, and counts it once it opens', async () => {
+    const base = await ledger().fold(isReady);
+    const stuck = await uploadRecording(env, token, wav(5_000));
+    const other = await uploadRecording(env, token, wav(6_000));
+    const unreadable = async (fileId: string) => (fileId === stuck ? undefined : isReady(fileId));
+    const folded = await ledger().fold(unreadable);
+    expect(folded).toMatchObject({ bytes: base.bytes + 6_000, files: base.files + 1 });
+    expect(await env.keys(env.config.bucket)).toContain(usageChangeKey(stuck, 'add'));
+    expect(await ledger().fold(isReady)).toMatchObject({ bytes: base.bytes + 11_000, files: base.files + 2 });
+    expect(other).not.toBe(stuck);
+  });
 });
