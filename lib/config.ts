@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { playbackLinkKey } from './auth/playback-link.ts';
-import { parseKeyList, type KeyEncryptionKey } from './crypto/keyring.ts';
+import { KMS_KEK_ID, parseKeyList, type KeyEncryptionKey } from './crypto/keyring.ts';
 
 /**
  * Every setting of the product is declared here once: its name, schema, default, what it is
@@ -57,6 +57,8 @@ const optionalBool = z
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const seconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 const percent = (fallback: number) => z.coerce.number().gt(0).max(100).default(fallback);
+/** A per-owner limit: a whole number, 0 (the default) for none. */
+const quota = (unit: string) => z.coerce.number().int(`must be a whole number of ${unit}, 0 for no limit`).min(0, `must be a whole number of ${unit}, 0 for no limit`).default(0);
 
 // Bucket naming rules shared by S3 and MinIO, so a typo fails at start-up rather than at the first upload.
 const bucketName = z
@@ -120,7 +122,7 @@ const fields = z.object({
     defaultDoc: '`STORAGE_BUCKET` + `-incoming`',
   }),
   STORAGE_ENCRYPTION_ENABLED: setting(bool(true), {
-    doc: 'encrypt at rest (files stored in the clear stay readable after turning it on)',
+    doc: 'encrypt at rest, recordings and manifests (files stored in the clear are read again after turning it on once `npm run rotate-keys` has sealed their manifests)',
     deployed: 'env',
   }),
   STORAGE_ENCRYPTION_KEYS: setting(z.string().min(1).optional(), {
@@ -138,6 +140,17 @@ const fields = z.object({
     deployed: 'env',
     defaultDoc: 'the last key',
   }),
+  STORAGE_ENCRYPTION_KMS_KEY_ID: setting(
+    z
+      .string()
+      .regex(/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|alias\/[A-Za-z0-9/_-]+|[0-9a-f-]{36})$/, 'must be a KMS key id, key ARN, alias name or alias ARN')
+      .optional(),
+    {
+      doc: 'an AWS KMS key that wraps new data keys instead of the static keys (`GenerateDataKey`/`Decrypt`, key id `kms`); static keys, if given, still open what they wrapped until `npm run rotate-keys` re-wraps it',
+      deployed: 'resolved',
+      defaultDoc: 'none: the static keys',
+    },
+  ),
   // Two hours of 16 kHz mono WAV (an hour is about 115 MB): the guide's 100 MiB would refuse an ordinary one-hour recording.
   STORAGE_MAX_FILE_SIZE: setting(positiveInt(256 * MEBIBYTE), {
     doc: 'largest upload, in bytes (256 MiB: two hours of 16 kHz mono WAV)',
@@ -156,6 +169,15 @@ const fields = z.object({
       .pipe(z.array(z.enum(['mp3', 'wav', 'm4a'], { error: 'supported extensions are mp3, wav, m4a' })).min(1)),
     { doc: 'accepted extensions, a subset of these three (`.mp3,.wav,.m4a` is read the same)', deployed: 'env' },
   ),
+  // Per-owner limits (lib/storage/owner-quotas.ts), checked when an upload is created and again when it is committed.
+  STORAGE_QUOTA_BYTES_PER_OWNER: setting(quota('bytes'), {
+    doc: 'plaintext bytes one owner may keep, uploads under way included (`0`: no limit); past it `POST /files` answers 409 `StorageQuotaError` and a commit ends the file `rejected`',
+    deployed: 'env',
+  }),
+  STORAGE_QUOTA_FILES_PER_OWNER: setting(quota('recordings'), {
+    doc: 'recordings one owner may keep, uploads under way included (`0`: no limit); past it `POST /files` answers 409 `StorageQuotaError` and a commit ends the file `rejected`',
+    deployed: 'env',
+  }),
   STORAGE_UPLOAD_URL_TTL_SECONDS: setting(seconds(60, 7 * DAY, 900), {
     doc: 'lifetime of a presigned upload, and of each signed part URL (60 s – 7 days)',
     deployed: 'env',
@@ -343,8 +365,10 @@ export interface StorageConfig {
    * Keys are empty while they wait in Parameter Store: only the functions that seal or open
    * recordings fetch them (lib/secret-parameters.ts), and the keyring refuses to work without them.
    */
-  encryption: { enabled: true; keys: KeyEncryptionKey[]; activeKeyId: string } | { enabled: false };
+  encryption: { enabled: true; keys: KeyEncryptionKey[]; activeKeyId: string; kmsKeyId: string | undefined } | { enabled: false };
   maxFileSize: number;
+  /** Per-owner limits (lib/storage/owner-quotas.ts); undefined: none. */
+  quotas: { bytesPerOwner: number | undefined; filesPerOwner: number | undefined };
   allowedExtensions: readonly ('mp3' | 'wav' | 'm4a')[];
   uploadUrlTtlSeconds: number;
   multipartUploadTtlSeconds: number;
@@ -438,13 +462,18 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
         throw new ConfigError(`Invalid storage configuration:\n  STORAGE_ENCRYPTION_KEYS: ${(error as Error).message}`);
       }
     }
-    const activeKeyId = env.STORAGE_ENCRYPTION_ACTIVE_KEY_ID ?? keys[keys.length - 1]?.id ?? '';
-    if (keys.length > 0 && !keys.some((k) => k.id === activeKeyId)) {
+    const kmsKeyId = env.STORAGE_ENCRYPTION_KMS_KEY_ID;
+    // With a KMS key, it wraps every new key; the static keys are only there to open older ones.
+    const activeKeyId = kmsKeyId !== undefined ? KMS_KEK_ID : (env.STORAGE_ENCRYPTION_ACTIVE_KEY_ID ?? keys[keys.length - 1]?.id ?? '');
+    if (kmsKeyId !== undefined && keys.some((k) => k.id === KMS_KEK_ID)) {
+      throw new ConfigError(`Invalid storage configuration:\n  STORAGE_ENCRYPTION_KEYS: the key id "${KMS_KEK_ID}" is kept for STORAGE_ENCRYPTION_KMS_KEY_ID`);
+    }
+    if (kmsKeyId === undefined && keys.length > 0 && !keys.some((k) => k.id === activeKeyId)) {
       throw new ConfigError(
         'Invalid storage configuration:\n  STORAGE_ENCRYPTION_ACTIVE_KEY_ID: names no key of STORAGE_ENCRYPTION_KEYS',
       );
     }
-    encryption = { enabled: true, keys, activeKeyId };
+    encryption = { enabled: true, keys, activeKeyId, kmsKeyId };
   }
 
   const jwtSecret = env.STORAGE_AUTH_JWT_SECRET === undefined ? undefined : new TextEncoder().encode(env.STORAGE_AUTH_JWT_SECRET);
@@ -460,6 +489,10 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
     incomingBucket: env.STORAGE_INCOMING_BUCKET,
     encryption,
     maxFileSize: env.STORAGE_MAX_FILE_SIZE,
+    quotas: {
+      bytesPerOwner: env.STORAGE_QUOTA_BYTES_PER_OWNER || undefined,
+      filesPerOwner: env.STORAGE_QUOTA_FILES_PER_OWNER || undefined,
+    },
     allowedExtensions: env.STORAGE_ALLOWED_EXTENSIONS,
     uploadUrlTtlSeconds: env.STORAGE_UPLOAD_URL_TTL_SECONDS,
     multipartUploadTtlSeconds: env.STORAGE_MULTIPART_UPLOAD_TTL_SECONDS,
@@ -497,7 +530,7 @@ export function requireSecrets(config: StorageConfig, needs: readonly SecretNeed
   if (needs.includes('jwtSecret') && config.jwtSecret === undefined) {
     missing.push('  STORAGE_AUTH_JWT_SECRET: is required (or STORAGE_AUTH_JWT_SECRET_PARAMETER, a Parameter Store name to read it from)');
   }
-  if (needs.includes('encryptionKeys') && config.encryption.enabled && config.encryption.keys.length === 0) {
+  if (needs.includes('encryptionKeys') && config.encryption.enabled && config.encryption.keys.length === 0 && config.encryption.kmsKeyId === undefined) {
     missing.push(
       '  STORAGE_ENCRYPTION_KEYS: is required while STORAGE_ENCRYPTION_ENABLED is true (format "kid:base64-32-bytes,...", or STORAGE_ENCRYPTION_KEYS_PARAMETER)',
     );

@@ -79,9 +79,14 @@ export class StorageOperationError extends StorageError {
   override readonly status = 500;
 }
 
-/** The owner has used up their storage allowance. */
+/**
+ * The owner has used up their storage allowance (lib/storage/owner-quotas.ts). 409, as RFC 9110
+ * has it: the request conflicts with the current state of the owner's files, and the caller can
+ * resolve that (delete recordings) and send it again. Not 413 (the request itself is not too
+ * large, and a file count is no size), nor 507 (a 5xx says the server failed, and is retried).
+ */
 export class StorageQuotaError extends StorageError {
-  override readonly status = 507;
+  override readonly status = 409;
   override readonly expose = true;
 }
 

@@ -1,6 +1,6 @@
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import type { StorageError } from '../errors/catalogue.ts';
+import { StorageQuotaError, type StorageError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
 import { METRIC } from '../observability/metric-names.ts';
 import { metrics, MetricUnit, recordStoredRecording } from '../observability/metrics.ts';
@@ -9,6 +9,7 @@ import { removeStoredObject, removeUpload as removeUploadOf } from '../storage/f
 import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
 import { fileIdFromIncomingKey, incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
+import { OwnerQuotas, settleQuota } from '../storage/owner-quotas.ts';
 import { UsageLedger } from '../storage/usage-ledger.ts';
 import { deadLetterStore, letterForUpload } from './dead-letters.ts';
 import type { ObjectCreatedRecord } from './event-records.ts';
@@ -34,7 +35,9 @@ import { UploadRejection, type RejectionCode } from './upload-inspector.ts';
  * 5. Seal (check, hash, encrypt, store). A content problem ends as `rejected` and removes the
  *    upload. A backend failure releases the lease and rethrows, so the trigger retries; after
  *    the last attempt the file ends `failed`, keeps its upload, and a dead letter is filed.
- * 6. Commit `ready` conditionally on the lease's latest version. If the file was deleted
+ * 6. Check the owner's quota again (lib/storage/owner-quotas.ts): over it, the file ends
+ *    `rejected` and the object just sealed is removed. Then commit `ready` conditionally on the
+ *    lease's latest version, and count the file for its owner. If the file was deleted
  *    meanwhile, the new object is removed; if another run took over after our lease ran out,
  *    its result stands. Only then are the upload and the marker removed: a crash anywhere
  *    leaves something the sweep finds and finishes.
@@ -74,9 +77,17 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     return { outcome: 'skipped', fileId, reason: 'no such file (deleted or never created)' };
   }
   const { manifest } = current;
+  // The owner's quota (lib/storage/owner-quotas.ts): checked again at the commit, settled after it.
+  const quotas = new OwnerQuotas(ctx);
+  const releaseQuota = () =>
+    quotas.release(manifest.owner, fileId, 'processUpload').catch((error: unknown) =>
+      logger.error('quota not given back; it runs out with its reservation', { fileId, error: error as Error }),
+    );
   if (isSettled(manifest.status)) {
     // Again, in case the run that made it ready died before its change: the fold counts a file once however often it is told.
     if (manifest.status === 'ready' && manifest.stored !== undefined) await recordAdded(manifest.stored.size);
+    // Likewise its quota entry: confirmed if ready, given back if rejected or expired (idempotent).
+    await settleQuota(ctx, manifest, 'processUpload');
     await removeUpload();
     await pending.remove(fileId);
     return { outcome: 'skipped', fileId, reason: `already ${manifest.status}` };
@@ -144,8 +155,11 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     await pending.remove(fileId);
   }
 
-  async function reject(reason: string, code: RejectionCode): Promise<ProcessOutcome> {
+  async function reject(reason: string, code: RejectionCode | 'over_quota', options: { sealed?: boolean } = {}): Promise<ProcessOutcome> {
     if (!(await finish({ status: 'rejected', reason }))) return { outcome: 'skipped', fileId, reason: 'changed by another writer' };
+    // Refused at the commit, the recording was already sealed: it goes, now that the file is rejected.
+    if (options.sealed) await removeFinalObject();
+    await releaseQuota();
     await removeUpload();
     await pending.remove(fileId);
     metrics.addMetric(METRIC.uploadsRejected, MetricUnit.Count, 1);
@@ -198,9 +212,10 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   async function lostLease(): Promise<ProcessOutcome> {
     await lease.stop();
     if ((await manifests.read(fileId)) === undefined) {
-      // Deleted while we worked: the delete wins, and our object must not outlive it.
+      // Deleted while we worked: the delete wins, and our object must not outlive it, nor its room.
       await removeFinalObject();
       await removeUpload();
+      await releaseQuota();
       return { outcome: 'skipped', fileId, reason: 'deleted while processing' };
     }
     // Taken over after our lease ran out. Both runs seal the same bytes and each object carries
@@ -208,11 +223,24 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
   }
 
-  if (!(await finish({ status: 'ready', stored: storedAttributes(sealed) }))) return lostLease();
+  try {
+    await quotas.admit(manifest.owner, fileId, sealed.size, 'processUpload');
+  } catch (error) {
+    if (error instanceof StorageQuotaError) return reject(error.message, 'over_quota', { sealed: true });
+    const held = await lease.stop();
+    await manifests.replace({ ...held.manifest, leaseUntil: new Date().toISOString() }, held.etag).catch(() => undefined);
+    throw toStorageError(error, 'processUpload', fileId);
+  }
+  if (!(await finish({ status: 'ready', stored: storedAttributes(sealed), audio: sealed.audio }))) return lostLease();
   // The file's `add` for the usage ledger (lib/storage/usage-ledger.ts).
   await recordAdded(sealed.size);
+  // Counted as stored for its owner's quota; if that fails, the marker stays and the sweep counts it.
+  const counted = await quotas.confirm(manifest.owner, fileId, sealed.size, 'processUpload').then(
+    () => true,
+    (error: unknown) => (logger.error('quota not confirmed; the sweep confirms it', { fileId, error: error as Error }), false),
+  );
   await removeUpload();
-  await pending.remove(fileId);
+  if (counted) await pending.remove(fileId);
 
   const elapsedMs = performance.now() - started;
   metrics.addMetric(METRIC.uploadsReady, MetricUnit.Count, 1);

@@ -9,6 +9,7 @@ import { isSettled, type Manifest, type VersionedManifest } from '../storage/man
 import { fileIdFromFinalKey, fileIdFromIncomingKey, FINAL_PREFIX, INCOMING_PREFIX } from '../storage/object-layout.ts';
 import type { PendingMarker } from '../storage/pending-index.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
+import { settleQuota } from '../storage/owner-quotas.ts';
 import { UsageLedger } from '../storage/usage-ledger.ts';
 import { fileDeadLetter, processFile, type ProcessOutcome } from './process-upload.ts';
 
@@ -25,6 +26,8 @@ import { fileDeadLetter, processFile, type ProcessOutcome } from './process-uplo
  *   grace period; a late upload is then removed by the processing rules.
  * - A file deleted before it settled: once no run can still be writing (two leases after the
  *   delete), any object a run completed anyway is removed, then its marker.
+ * - A settled file still marked has its owner's quota entry settled (lib/storage/owner-quotas.ts):
+ *   counted as stored if ready, given back if rejected or expired.
  * - A multipart upload of a stored object older than one lease, whose file no live run holds,
  *   is aborted (a killed run's parts). A client's resumable upload is aborted once its file no
  *   longer awaits it: settled, deleted, or past its upload window and grace (then `expired`).
@@ -120,7 +123,7 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
       if (status === undefined || isSettled(status)) {
         await removeUpload(ctx, fileId, 'sweep');
         report.uploadsRemoved++;
-        if (marker !== undefined && status !== undefined) await clearMarker(fileId);
+        if (marker !== undefined && status !== undefined) await settleAndClear(found!.manifest);
       } else if (status === 'failed') {
         if (marker !== undefined) await finishGivingUp(fileId, found!.manifest);
       } else {
@@ -145,14 +148,12 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
     if (manifest.status === 'awaiting_upload') {
       if (Date.parse(manifest.uploadExpiresAt) + config.sweep.uploadGraceSeconds * 1000 > now) return;
       const { leaseUntil: _lease, ...rest } = manifest;
-      const written = await manifests.replace(
-        { ...rest, status: 'expired', reason: 'no upload arrived before the upload link expired', updatedAt: new Date().toISOString() },
-        found.etag,
-      );
+      const expired: Manifest = { ...rest, status: 'expired', reason: 'no upload arrived before the upload link expired', updatedAt: new Date().toISOString() };
+      const written = await manifests.replace(expired, found.etag);
       if (written !== undefined) {
         report.expired++;
         metrics.addMetric(METRIC.uploadsExpired, MetricUnit.Count, 1);
-        await clearMarker(fileId);
+        await settleAndClear(expired);
       }
     } else if (manifest.status === 'processing') {
       waitingSince.set(fileId, marker.since.getTime());
@@ -160,13 +161,19 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
     } else if (manifest.status === 'failed') {
       await finishGivingUp(fileId, manifest);
     } else {
-      await clearMarker(fileId);
+      await settleAndClear(manifest);
     }
   }
 
   async function clearMarker(fileId: string): Promise<void> {
     await pending.remove(fileId);
     report.markersCleared++;
+  }
+
+  /** A settled file still marked: its quota entry first (the run that settled it may not have got there), then its marker. */
+  async function settleAndClear(manifest: Manifest): Promise<void> {
+    await settleQuota(ctx, manifest, 'sweep');
+    await clearMarker(manifest.fileId);
   }
 
   /** A `failed` file still marked: the run that failed it died before filing its letter. */
@@ -251,7 +258,14 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
 
   // Storage used: the ledger's changes since the last sweep, folded (lib/storage/usage-ledger.ts).
   try {
-    const totals = await new UsageLedger(s3, config.bucket).fold(async (fileId) => (await manifests.read(fileId))?.manifest.status === 'ready');
+    const totals = await new UsageLedger(s3, config.bucket).fold(async (fileId) => {
+      try {
+        return (await manifests.read(fileId))?.manifest.status === 'ready';
+      } catch (error) {
+        logger.warn('usage fold: a manifest does not open; its change waits', { fileId, error: error as Error });
+        return undefined;
+      }
+    });
     report.usage = { bytes: totals.bytes, files: totals.files };
     metrics.addMetric(METRIC.storageUsed, MetricUnit.Bytes, totals.bytes);
     metrics.addMetric(METRIC.storedFiles, MetricUnit.Count, totals.files);

@@ -6,6 +6,7 @@ import {
   StorageFileSizeError,
   StorageFileNotReadyError,
   StorageMetadataError,
+  StorageQuotaError,
   ValidationError,
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
@@ -22,6 +23,7 @@ import { abortUpload, removeStoredObject, removeUpload } from './file-objects.ts
 import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from './manifest.ts';
 import { incomingKey, isFileId } from './object-layout.ts';
 import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { OwnerQuotas } from './owner-quotas.ts';
 import { UsageLedger } from './usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
 
@@ -45,6 +47,18 @@ export interface FileInfo {
   updatedAt: string;
   reason?: string;
   metadata?: Record<string, string>;
+  /** What processing found in the recording, once ready: duration, codec, sample rate, channels. */
+  audio?: AudioInfo;
+}
+
+export interface AudioInfo {
+  durationSeconds: number;
+  /** As the parser names it: "PCM", "MPEG 1 Layer 3", "MPEG-4/AAC"... */
+  codec: string;
+  sampleRate: number;
+  channels: number;
+  /** Average bits per second, when known. */
+  bitrate?: number;
 }
 
 export interface CreatedUpload {
@@ -83,11 +97,13 @@ export class StorageService {
   readonly #ctx: StorageContext;
   readonly #multipart: MultipartUploads;
   readonly #usage: UsageLedger;
+  readonly #quotas: OwnerQuotas;
 
   constructor(ctx: StorageContext) {
     this.#ctx = ctx;
     this.#multipart = new MultipartUploads(ctx);
     this.#usage = new UsageLedger(ctx.s3.internal, ctx.config.bucket);
+    this.#quotas = new OwnerQuotas(ctx);
   }
 
   get config() {
@@ -109,9 +125,17 @@ export class StorageService {
       const manifest = newManifest(owner, fileId, request, 'awaiting_upload', multipart ? config.multipartUploadTtlSeconds : config.uploadUrlTtlSeconds);
       if (multipart) manifest.multipart = { partSize: partLayout(request.size, request.partSize).partSize };
       const expiresAt = manifest.uploadExpiresAt;
-      // Marker first: a manifest never exists without one, so the sweep can expire it if no upload comes.
-      await this.#ctx.pending.add(fileId);
-      await manifests.create(manifest);
+      // The owner's room first (lib/storage/owner-quotas.ts): refused, nothing is written. It is held
+      // until the sweep would expire the file, and given back if the file is not created.
+      await this.#quotas.reserve(owner, fileId, request.size, Date.parse(expiresAt) + config.sweep.uploadGraceSeconds * 1000, 'createUpload');
+      try {
+        // Marker first: a manifest never exists without one, so the sweep can expire it if no upload comes.
+        await this.#ctx.pending.add(fileId);
+        await manifests.create(manifest);
+      } catch (error) {
+        await this.#releaseQuota(owner, fileId, 'createUpload');
+        throw error;
+      }
       if (multipart) {
         // Parts are signed on demand (POST /files/{id}/parts), each for the part's exact size.
         return { fileId, status: 'awaiting_upload', upload: { method: 'MULTIPART', ...partLayout(request.size, manifest.multipart!.partSize) }, expiresAt };
@@ -146,6 +170,8 @@ export class StorageService {
         leaseUntil: Lease.until(config.processing.leaseSeconds),
       };
       const removeObject = () => removeStoredObject(this.#ctx, fileId, 'storeFile');
+      const reservedUntil = Date.now() + (config.uploadUrlTtlSeconds + config.sweep.uploadGraceSeconds) * 1000;
+      await this.#quotas.reserve(owner, fileId, request.size, reservedUntil, 'storeFile');
       await pending.add(fileId);
       const lease = new Lease(manifests, { manifest, etag: await manifests.create(manifest) }, config.processing.leaseSeconds);
       let sealed;
@@ -166,6 +192,7 @@ export class StorageService {
         await lease.stop();
         await manifests.delete(fileId).catch(() => undefined);
         await pending.remove(fileId).catch(() => undefined);
+        await this.#releaseQuota(owner, fileId, 'storeFile');
         if (lease.signal.aborted) {
           await removeObject().catch(() => undefined);
           throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
@@ -177,14 +204,28 @@ export class StorageService {
       }
       const held = await lease.stop();
       const { leaseUntil: _lease, ...claimed } = held.manifest;
-      const ready: Manifest = { ...claimed, status: 'ready', stored: storedAttributes(sealed), updatedAt: new Date().toISOString() };
+      const ready: Manifest = { ...claimed, status: 'ready', stored: storedAttributes(sealed), audio: sealed.audio, updatedAt: new Date().toISOString() };
+      try {
+        // The quota again, at the commit: over it, nothing is left behind, as for a content problem.
+        await this.#quotas.admit(owner, fileId, sealed.size, 'storeFile');
+      } catch (error) {
+        if (error instanceof StorageQuotaError) {
+          await removeObject();
+          await manifests.delete(fileId);
+          await pending.remove(fileId);
+          await this.#releaseQuota(owner, fileId, 'storeFile');
+        }
+        throw error;
+      }
       if ((await manifests.replace(ready, held.etag)) === undefined) {
         // Deleted by its owner while it was being stored: the delete wins.
         await removeObject();
+        await this.#releaseQuota(owner, fileId, 'storeFile');
         throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
       }
       await this.#recordUsage('add', fileId, sealed.size, 'storeFile');
-      await pending.remove(fileId);
+      // The marker stays if the file could not be counted as stored: the sweep counts it (owner-quotas.ts).
+      if (await this.#confirmQuota(owner, fileId, sealed.size, 'storeFile')) await pending.remove(fileId);
       recordStoredRecording('storeFile', sealed);
       return toFileInfo(ready);
     });
@@ -297,6 +338,7 @@ export class StorageService {
         // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
         await removeObjects();
         await manifests.delete(fileId);
+        await this.#releaseQuota(owner, fileId, 'deleteFile');
         if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
         await pending.remove(fileId);
         return;
@@ -308,8 +350,27 @@ export class StorageService {
       await pending.markDeleted(fileId);
       await removeObjects();
       await manifests.delete(fileId);
+      await this.#releaseQuota(owner, fileId, 'deleteFile');
       await removeObjects();
     });
+  }
+
+  /** Gives a file's room back. A failure is logged, not the caller's: the entry counts until an audit drops it (owner-quotas.ts). */
+  async #releaseQuota(owner: string, fileId: string, operation: string): Promise<void> {
+    await this.#quotas.release(owner, fileId, operation).catch((error: unknown) =>
+      logger.error('quota not given back; the next refusal of this owner audits it', { fileId, operation, error: error as Error }),
+    );
+  }
+
+  /** Counts a ready file as stored; false (logged) when that failed, for the sweep to do. */
+  async #confirmQuota(owner: string, fileId: string, bytes: number, operation: string): Promise<boolean> {
+    return this.#quotas.confirm(owner, fileId, bytes, operation).then(
+      () => true,
+      (error: unknown) => {
+        logger.error('quota not confirmed; the sweep confirms it', { fileId, operation, error: error as Error });
+        return false;
+      },
+    );
   }
 
   /** The file is stored (or deleted) whatever happens to its ledger change: a failure costs the totals this file, not the caller its answer. */
@@ -424,6 +485,7 @@ export function toFileInfo(manifest: Manifest): FileInfo {
     updatedAt: manifest.updatedAt,
     ...(manifest.reason !== undefined && { reason: manifest.reason }),
     ...(manifest.metadata !== undefined && { metadata: manifest.metadata }),
+    ...(manifest.audio !== undefined && { audio: manifest.audio }),
   };
 }
 

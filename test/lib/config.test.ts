@@ -56,6 +56,8 @@ describe('parseConfig', () => {
     [{ STORAGE_ENCRYPTION_KEYS_PARAMETER: 'not a name' }, 'STORAGE_ENCRYPTION_KEYS_PARAMETER'],
     [{ STORAGE_AUTH_JWKS_URL: 'ftp://idp.example.com/jwks' }, 'STORAGE_AUTH_JWKS_URL'],
     [{ STORAGE_AUTH_MAX_TOKEN_LIFETIME_SECONDS: '0' }, 'STORAGE_AUTH_MAX_TOKEN_LIFETIME_SECONDS'],
+    [{ STORAGE_QUOTA_BYTES_PER_OWNER: '-1' }, 'STORAGE_QUOTA_BYTES_PER_OWNER'],
+    [{ STORAGE_QUOTA_FILES_PER_OWNER: '2.5' }, 'STORAGE_QUOTA_FILES_PER_OWNER'],
   ])('stops on %o naming %s, without echoing secrets', (override, name) => {
     const attempt = () => parseConfig({ ...minimal, ...override });
     expect(attempt).toThrow(ConfigError);
@@ -66,6 +68,12 @@ describe('parseConfig', () => {
       expect((error as Error).message).not.toContain(kek);
       expect((error as Error).message).not.toContain('x'.repeat(32));
     }
+  });
+
+  it('has no per-owner quota unless one is set; 0 means none', () => {
+    expect(parseConfig(minimal).quotas).toEqual({ bytesPerOwner: undefined, filesPerOwner: undefined });
+    expect(parseConfig({ ...minimal, STORAGE_QUOTA_BYTES_PER_OWNER: '0', STORAGE_QUOTA_FILES_PER_OWNER: '' }).quotas).toEqual({ bytesPerOwner: undefined, filesPerOwner: undefined });
+    expect(parseConfig({ ...minimal, STORAGE_QUOTA_BYTES_PER_OWNER: '1073741824', STORAGE_QUOTA_FILES_PER_OWNER: '500' }).quotas).toEqual({ bytesPerOwner: 1073741824, filesPerOwner: 500 });
   });
 
   it('accepts encryption off without keys', () => {
