@@ -26,7 +26,8 @@ export async function contentResponse(content: FileContent, maxBytes: number): P
     ETag: `"${info.sha256 ?? info.fileId}"`,
     'Cache-Control': 'private, no-store',
     'X-Content-Type-Options': 'nosniff',
-    'Content-Disposition': `inline; filename*=UTF-8''${encodeURIComponent(info.filename)}`,
+    // toWellFormed: a name stored before names had to be well-formed must not make encodeURIComponent throw (a 500).
+    'Content-Disposition': `inline; filename*=UTF-8''${encodeURIComponent(info.filename.toWellFormed())}`,
   };
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${range.total}`;
   return { statusCode: range ? 206 : 200, headers, body: body.toString('base64'), isBase64Encoded: true };

@@ -14,7 +14,9 @@ const bodySchema = z.strictObject({
     .string()
     .min(1)
     .max(255)
-    .refine((s) => !/[\u0000-\u001f\u007f/\\]/.test(s), 'must not contain control characters or slashes'),
+    .refine((s) => !/[\u0000-\u001f\u007f/\\]/.test(s), 'must not contain control characters or slashes')
+    // A lone surrogate (JSON's "\ud800") is no text: it cannot be percent-encoded into the Content-Disposition it is served with.
+    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogates)'),
   contentType: z.string().max(100).transform((s) => s.toLowerCase().split(';')[0]!.trim()),
   size: z.number().int().min(1, 'must be at least 1 byte'),
   sha256: z

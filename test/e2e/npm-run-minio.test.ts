@@ -37,8 +37,9 @@ async function journey(product: RunningProduct, sub: string) {
   const info = await client.settled(fileId, { timeoutMs: 30_000 });
   expect(info.status).toBe('ready');
   expect(await client.readBack(fileId, bytes.length)).toBe(sha256(bytes));
-  // From its event: the sweep, which would also find it, runs once an hour here.
-  expect(product.output()).toContain(`upload ${fileId}: ready`);
+  // From its event: the sweep, which would also find it, runs once an hour here. npm start prints
+  // the outcome once the run returns, which can be after the file is ready and read back.
+  await expect.poll(() => product.output(), { timeout: 15_000 }).toContain(`upload ${fileId}: ready`);
 }
 
 beforeAll(async () => {
