@@ -12,7 +12,7 @@ import { asCatalogueError, renderError } from '../../../lib/http/error-response.
 
 const INTERNAL = 'GetObject s3://transcribo-files/manifests/x.json failed: AccessDenied at http://10.0.0.7:9000 (key AKIAEXAMPLE)';
 type ErrorClass = new (message: string, context: catalogue.ErrorContext) => StorageError;
-const classes = Object.values(catalogue).filter((value): value is ErrorClass => typeof value === 'function' && value.prototype instanceof StorageError);
+const classes = (Object.values(catalogue) as unknown[]).filter((value): value is ErrorClass => typeof value === 'function' && value.prototype instanceof StorageError);
 
 const render = (error: StorageError) => {
   const reply = renderError(error, 'req-1');
