@@ -54,7 +54,10 @@ export const s3RequestSchema = z.object({
 export function parseBody<T>(schema: z.ZodType<T>, input: unknown, operation: string): T {
   const result = schema.safeParse(input);
   if (!result.success) {
-    const issues = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+    // zod reports a record key that fails its own check as "Invalid key in record", the key's
+    // message nested beneath: the nested one is what tells the caller what a key may be.
+    const message = (i: z.core.$ZodIssue) => (i.code === 'invalid_key' && i.issues[0] !== undefined ? i.issues[0].message : i.message);
+    const issues = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${message(i)}`);
     throw new ValidationError(`Invalid request: ${issues.join('; ')}`, { operation, details: { issues } });
   }
   return result.data;

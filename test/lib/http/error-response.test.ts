@@ -50,9 +50,54 @@ describe('renderError', () => {
     );
   });
 
+  it('answers JSON that no cache keeps, with the headers the error itself asks for', () => {
+    expect(renderError(new catalogue.ValidationError('Bad field.', { operation: 'x' }), 'req-1').headers).toEqual({
+      'Content-Type': 'application/json',
+      'Cache-Control': 'no-store',
+    });
+    // RFC 9110 §15.5.17: a 416 says how large the file is.
+    const unsatisfiable = renderError(new catalogue.RangeNotSatisfiableError('Past the end.', { operation: 'getFile', details: { total: 12 } }), 'req-1');
+    expect(unsatisfiable.statusCode).toBe(416);
+    expect(unsatisfiable.headers).toEqual({ 'Content-Range': 'bytes */12', 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+  });
+
+  it('leaves fileId out of the body of an error about no particular file', () => {
+    const { body } = render(new catalogue.ValidationError('Bad field.', { operation: 'createUpload' }));
+    expect(Object.keys(body).sort()).toEqual(['message', 'operation', 'requestId', 'timestamp', 'type']);
+  });
+
   it('renders anything thrown that is not of the catalogue as a 500 with the fixed sentence', () => {
     const { status, body } = render(asCatalogueError(new TypeError(`Cannot read properties of undefined (reading 'Body') ${INTERNAL}`), 'getFile'));
     expect(status).toBe(500);
     expect(body).toMatchObject({ type: 'StorageOperationError', message: 'The storage backend failed; the request can be retried later.' });
+  });
+});
+
+describe('asCatalogueError', () => {
+  it('passes an error of the catalogue through as it is', () => {
+    const error = new catalogue.StorageFileNotFoundError('No such file.', { operation: 'getFile', fileId: 'f-1' });
+    expect(asCatalogueError(error, 'deleteFile')).toBe(error);
+  });
+
+  // middy's early timeout throws an error of this name just before the function's own time is up.
+  it('makes a TimeoutError a 504, keeping it as the cause', () => {
+    const timeout = Object.assign(new Error('Timeout'), { name: 'TimeoutError' });
+    const error = asCatalogueError(timeout, 'getFile');
+    expect(error).toBeInstanceOf(catalogue.StorageTimeoutError);
+    expect(error).toMatchObject({ status: 504, message: 'The function ran out of time.', operation: 'getFile', cause: timeout });
+  });
+
+  it('makes anything else an internal 500, keeping it as the cause for the logs', () => {
+    const thrownValue = new TypeError("Cannot read properties of undefined (reading 'Body')");
+    const error = asCatalogueError(thrownValue, 'getFile');
+    expect(error).toBeInstanceOf(catalogue.StorageOperationError);
+    expect(error).toMatchObject({ status: 500, message: 'Internal error.', operation: 'getFile', cause: thrownValue });
+  });
+
+  // `throw undefined` and `throw null` are legal JavaScript: rendering them must not fail in turn.
+  it.each([undefined, null, 'a string', 42])('makes a thrown %j an internal 500', (value) => {
+    const error = asCatalogueError(value, 'getFile');
+    expect(error).toBeInstanceOf(catalogue.StorageOperationError);
+    expect(error.operation).toBe('getFile');
   });
 });

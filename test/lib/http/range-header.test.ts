@@ -27,6 +27,7 @@ describe('parseRangeHeader', () => {
     expect(parseRangeHeader('lines=1-2', 'f')).toBeUndefined();
     expect(parseRangeHeader(undefined, 'f')).toBeUndefined();
     expect(parseRangeHeader('', 'f')).toBeUndefined();
+    expect(parseRangeHeader(' \t ', 'f')).toBeUndefined();
   });
 
   // Found by test/e2e/fuzz.test.ts: `bytes=,9999-9999` was a 400, where RFC 9110 §5.6.1.2 has a recipient ignore empty list elements.
@@ -43,7 +44,24 @@ describe('parseRangeHeader', () => {
     expect(() => parseRangeHeader(`bytes=0-1${','.repeat(100)}`, 'f')).toThrow(ValidationError);
   });
 
-  it.each(['bytes=-', 'bytes=a-b', 'bytes=', 'bytes=,', 'bytes= , ', 'bytes', '=0-1', 'bytes=0-1-2'])('refuses %s', (header) => {
+  // A unit is one token at the start of the header: `my items=0-5` has none, so it is malformed, not a unit to ignore.
+  it.each(['bytes=-', 'bytes=a-b', 'bytes=', 'bytes=,', 'bytes= , ', 'bytes', '=0-1', 'bytes=0-1-2', 'my items=0-5', 'x bytes=0-1'])('refuses %s', (header) => {
     expect(() => parseRangeHeader(header, 'f')).toThrow(ValidationError);
+  });
+
+  it('tells the caller what a range looks like, for the file asked for', () => {
+    let error: unknown;
+    try {
+      parseRangeHeader('bytes=abc', 'f-1');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error).toMatchObject({
+      status: 400,
+      message: 'Range must be bytes=start-end, bytes=start- or bytes=-suffix (several separated by commas).',
+      operation: 'getFile',
+      fileId: 'f-1',
+    });
   });
 });
