@@ -4,12 +4,15 @@
  * log them in the first place; this catches the mistake when it does.
  */
 
-const SECRET_KEY = /(secret|password|token|authorization|signature|credential|wrapped.?key|data.?key|x-amz-security|policy|^key$|^keys$)/i;
+// Field names that hold a secret whatever their value looks like; a name that only mentions a key
+// (objectKey, keyId) is kept, a key that is one (apiKey, x-api-key, privateKey) is not.
+const SECRET_KEY =
+  /(secret|password|passphrase|token|authorization|cookie|jwt|signature|credential|(wrapped|data|api|private|access|encryption|hmac|signing|master)[-_ ]?key|x-amz-security|policy|^key$|^keys$)/i;
 const SIGNED_QUERY = /([?&])(X-Amz-(Signature|Credential|Security-Token)|Signature|AWSAccessKeyId|token)=[^&\s"']*/gi;
 // The token check accepts the scheme in any case (RFC 9110: schemes are case-insensitive), so does this.
-const BEARER = /\b(Bearer)\s+[A-Za-z0-9._~+/=-]+/gi;
+const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 // A SigV4 Authorization header value: `AWS4-HMAC-SHA256 Credential=AKIA…/…, SignedHeaders=…, Signature=…`.
-const SIGV4_FIELDS = /\b(Credential|Signature)=[^,&\s"']+/g;
+const SIGV4_FIELDS = /\b(Credential|Signature)=[^,&\s"']+/gi;
 
 export const REDACTED = '[redacted]';
 

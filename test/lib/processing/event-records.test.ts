@@ -44,3 +44,56 @@ describe('objectCreatedRecords', () => {
     expect(objectCreatedRecords({ Records: [null, 3, {}] })).toEqual([]);
   });
 });
+
+describe('objectCreatedRecords: shapes it must survive without throwing', () => {
+  const created = (s3: unknown) => ({ Records: [{ eventName: 'ObjectCreated:Put', s3 }] });
+  const bridge = (detail: unknown, detailType = 'Object Created') => ({ 'detail-type': detailType, detail });
+
+  it('drops a notification record missing its bucket, its object, or a bucket name', () => {
+    expect(objectCreatedRecords(created({ object: { key: 'uploads/k' } }))).toEqual([]);
+    expect(objectCreatedRecords(created({ bucket: { name: 'b' } }))).toEqual([]);
+    expect(objectCreatedRecords(created({ bucket: { name: '' }, object: { key: 'uploads/k' } }))).toEqual([]);
+    expect(objectCreatedRecords(created(undefined))).toEqual([]);
+  });
+
+  it('keeps an object-created record without size or ETag, with those left undefined', () => {
+    expect(objectCreatedRecords(created({ bucket: { name: 'b' }, object: { key: 'uploads/k' } }))).toEqual([
+      { bucket: 'b', key: 'uploads/k', size: undefined, eTag: undefined },
+    ]);
+  });
+
+  it('drops an EventBridge event missing its bucket or its object', () => {
+    expect(objectCreatedRecords(bridge({ object: { key: 'uploads/k' } }))).toEqual([]);
+    expect(objectCreatedRecords(bridge({ bucket: { name: 'b' } }))).toEqual([]);
+    expect(objectCreatedRecords(bridge({ bucket: { name: 5 }, object: { key: 'uploads/k' } }))).toEqual([]);
+    expect(objectCreatedRecords(bridge(undefined))).toEqual([]);
+  });
+
+  it('drops EventBridge events of other kinds, however complete', () => {
+    const detail = { bucket: { name: 'b' }, object: { key: 'uploads/k', size: 1, etag: 'e' } };
+    expect(objectCreatedRecords(bridge(detail, 'Object Deleted'))).toEqual([]);
+    expect(objectCreatedRecords({ detail })).toEqual([]);
+  });
+
+  it('returns nothing for payloads that are not objects, or records that are not', () => {
+    for (const payload of [undefined, 'Records', 42, true]) expect(objectCreatedRecords(payload)).toEqual([]);
+    // A hand-made invocation (or a test) can hold undefined where JSON cannot.
+    expect(objectCreatedRecords({ Records: [undefined, 'x', created({ bucket: { name: 'b' }, object: { key: 'k' } }).Records[0]] })).toEqual([
+      { bucket: 'b', key: 'k', size: undefined, eTag: undefined },
+    ]);
+  });
+
+  it('keeps every object-created record of a batch, in order, and only those', () => {
+    const batch = {
+      Records: [
+        { eventName: 's3:ObjectCreated:CompleteMultipartUpload', s3: { bucket: { name: 'b' }, object: { key: 'uploads/1', size: 1, eTag: 'e1' } } },
+        { eventName: 'ObjectRemoved:Delete', s3: { bucket: { name: 'b' }, object: { key: 'uploads/2' } } },
+        { eventName: 'ObjectCreated:Copy', s3: { bucket: { name: 'b' }, object: { key: 'uploads/3', size: 3, eTag: 'e3' } } },
+      ],
+    };
+    expect(objectCreatedRecords(batch)).toEqual([
+      { bucket: 'b', key: 'uploads/1', size: 1, eTag: 'e1' },
+      { bucket: 'b', key: 'uploads/3', size: 3, eTag: 'e3' },
+    ]);
+  });
+});

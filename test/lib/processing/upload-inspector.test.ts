@@ -1,8 +1,10 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { InvalidAudio } from '../../../lib/audio/container-walker.ts';
+import { AudioCheck } from '../../../lib/processing/audio-check.ts';
 import { UploadInspector, UploadRejection } from '../../../lib/processing/upload-inspector.ts';
-import { m4a, mp3, sha256, wav } from '../../support/audio-fixtures.ts';
+import { m4a, mp3, notAudio, sha256, wav } from '../../support/audio-fixtures.ts';
 
 /**
  * The inspector's own size check, whoever calls it: processing compares sizes again itself, but
@@ -10,12 +12,23 @@ import { m4a, mp3, sha256, wav } from '../../support/audio-fixtures.ts';
  */
 
 async function inspect(bytes: Buffer, expectedSize: number | undefined, maxSize = 1 << 30, extension: 'wav' | 'mp3' | 'm4a' = 'wav') {
-  const inspector = new UploadInspector({ extension, expectedSize, maxSize });
   // In chunks, as a network stream arrives.
   const chunks = Array.from({ length: Math.ceil(bytes.length / 4096) }, (_, i) => bytes.subarray(i * 4096, (i + 1) * 4096));
+  return inspectChunks(chunks, { extension, expectedSize, maxSize });
+}
+
+async function inspectChunks(chunks: Buffer[], options: { extension: 'wav' | 'mp3' | 'm4a'; expectedSize?: number | undefined; maxSize?: number }) {
+  const inspector = new UploadInspector({ maxSize: 1 << 30, ...options });
   await pipeline(Readable.from(chunks), inspector, new Writable({ write: (_c, _e, done) => done() }));
   return inspector.result;
 }
+
+/** The refusal a pass ends with (fails the test if it passes). */
+const refusalOf = (pass: Promise<unknown>) =>
+  pass.then(
+    () => expect.fail('the upload passed'),
+    (error: unknown) => error,
+  );
 
 describe('UploadInspector', () => {
   it('passes a whole recording of the declared size, with its size and SHA-256', async () => {
@@ -52,5 +65,86 @@ describe('UploadInspector', () => {
   it('with no declared size, refuses past the size limit and passes below it', async () => {
     await expect(inspect(wav(20_000), undefined, 10_000)).rejects.toMatchObject({ code: 'too_large' });
     expect(await inspect(wav(9_000), undefined, 10_000)).toMatchObject({ size: 9_000 });
+  });
+
+  it('names its refusals UploadRejection, as they appear in logs', async () => {
+    const refusal = await refusalOf(inspect(wav(20_000), undefined, 10_000));
+    expect(refusal).toBeInstanceOf(UploadRejection);
+    expect(refusal).toMatchObject({ name: 'UploadRejection', message: 'upload is larger than the size limit (10000 bytes)' });
+  });
+});
+
+describe('UploadInspector: the format check on the first bytes', () => {
+  it('refuses content of another format, saying which it is', async () => {
+    const refusal = await refusalOf(inspect(mp3(5_000), 5_000, 1 << 30, 'wav'));
+    expect(refusal).toMatchObject({ code: 'wrong_format', message: 'content is mp3 audio but the file was declared as wav' });
+  });
+
+  it('refuses content of no known format', async () => {
+    const refusal = await refusalOf(inspect(notAudio(5_000), 5_000, 1 << 30, 'm4a'));
+    expect(refusal).toMatchObject({ code: 'wrong_format', message: 'content is not a recognised m4a file' });
+  });
+
+  // The check runs once 12 bytes are in; a file shorter than that gets it when its stream ends. (With a
+  // declared size under 12 bytes the parser, told that size, gives up first: such a file is invalid_audio.)
+  it('checks the format of a file shorter than the bytes the sniffer wants, at its end', async () => {
+    expect(await refusalOf(inspect(Buffer.from('%PDF-1'), undefined))).toMatchObject({ code: 'wrong_format', message: 'content is not a recognised wav file' });
+    expect(await refusalOf(inspect(Buffer.from('ID3\x04'), undefined))).toMatchObject({
+      code: 'wrong_format',
+      message: 'content is mp3 audio but the file was declared as wav',
+    });
+  });
+
+  it('waits for enough bytes when the upload arrives a few bytes at a time', async () => {
+    const bytes = wav(9_000);
+    // RIFF alone is no WAV yet: the sniffer must not decide on the first chunk.
+    const chunks = [bytes.subarray(0, 4), bytes.subarray(4, 5), bytes.subarray(5, 11), bytes.subarray(11, 13), bytes.subarray(13)];
+    expect(await inspectChunks(chunks, { extension: 'wav', expectedSize: bytes.length })).toMatchObject({ size: 9_000, sha256: sha256(bytes) });
+  });
+});
+
+describe('UploadInspector: working with the audio check', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('passes a chunk on only once the parser has caught up with it, so its queue stays bounded', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const write = AudioCheck.prototype.write;
+    vi.spyOn(AudioCheck.prototype, 'write').mockImplementationOnce(function (this: AudioCheck, chunk: Buffer) {
+      write.call(this, chunk);
+      return gate; // the parser is behind
+    });
+    const bytes = wav(9_000);
+    const inspector = new UploadInspector({ extension: 'wav', expectedSize: bytes.length, maxSize: 1 << 30 });
+    const passed: Buffer[] = [];
+    inspector.on('data', (chunk: Buffer) => passed.push(chunk));
+    inspector.write(bytes);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(passed).toEqual([]);
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(Buffer.concat(passed)).toEqual(bytes);
+    inspector.destroy();
+  });
+
+  it('stops the parser when the pass fails, so it lets go of what it holds', async () => {
+    const abort = vi.spyOn(AudioCheck.prototype, 'abort');
+    await refusalOf(inspect(notAudio(5_000), 5_000));
+    expect(abort).toHaveBeenCalled();
+  });
+
+  it('turns an invalid recording into a rejection, and passes any other failure on as it is (it is not the client\'s fault)', async () => {
+    vi.spyOn(AudioCheck.prototype, 'end').mockRejectedValueOnce(new InvalidAudio('no duration'));
+    expect(await refusalOf(inspect(wav(9_000), 9_000))).toMatchObject({
+      name: 'UploadRejection',
+      code: 'invalid_audio',
+      message: 'content is not a valid wav recording: no duration',
+    });
+    // A fault of our own must stay retryable: a rejection is final.
+    const fault = new Error('parser crashed');
+    vi.spyOn(AudioCheck.prototype, 'end').mockRejectedValueOnce(fault);
+    const refusal = await refusalOf(inspect(wav(9_000), 9_000));
+    expect(refusal).toBe(fault);
+    expect(refusal).not.toBeInstanceOf(UploadRejection);
   });
 });
