@@ -114,8 +114,11 @@ export class UploadInspector extends Transform {
   }
 
   #audioRejection(error: unknown): Error {
-    if (error instanceof InvalidAudio) return new UploadRejection(`content is not a valid ${this.#extension} recording: ${error.message}`, 'invalid_audio');
-    return error as Error;
+    if (!(error instanceof InvalidAudio)) return error as Error;
+    // The parser may give up before the sniffer has its bytes (an upload of a few bytes): what
+    // those bytes are still decides, so a file of another format is wrong_format either way.
+    const format = this.#head === undefined ? undefined : this.#checkFormat();
+    return format ?? new UploadRejection(`content is not a valid ${this.#extension} recording: ${error.message}`, 'invalid_audio');
   }
 
   #checkFormat(): UploadRejection | undefined {
