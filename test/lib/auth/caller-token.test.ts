@@ -1,7 +1,8 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
-import { exportSPKI, SignJWT } from 'jose';
+import { exportSPKI, SignJWT, type JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ownerFromAuthorization, type CallerTokenConfig } from '../../../lib/auth/caller-token.ts';
+import { ConfigError } from '../../../lib/config.ts';
 import { IdentityProviderUnavailableError, UnauthorizedError } from '../../../lib/errors/catalogue.ts';
 import { renderError } from '../../../lib/http/error-response.ts';
 import { signBearerToken } from '../../../scripts/local/dev-token.ts';
@@ -69,6 +70,12 @@ async function expectProviderDown(token: string, config: CallerTokenConfig): Pro
     (e: unknown) => e,
   );
   expect(error).toBeInstanceOf(IdentityProviderUnavailableError);
+  // What the operators' log gets: which step, which provider, and the provider's own failure.
+  const down = error as IdentityProviderUnavailableError;
+  expect(down.operation).toBe('authenticate');
+  expect(down.message).toMatch(/identity provider key set/);
+  expect(down.details).toMatchObject({ jwksHost: config.auth.jwksUrl!.host, reason: expect.any(String) });
+  expect(down.cause).toBeDefined();
   const rendered = renderError(error as IdentityProviderUnavailableError, 'req-1');
   expect(rendered.statusCode).toBe(503);
   const body = JSON.parse(rendered.body as string);
@@ -253,5 +260,133 @@ describe('caller tokens in development (HS256, no JWKS URL)', () => {
     await expectRefused(await signBearerToken(secret, 'dev-user'), config, /audience/);
     const withAud = await new SignJWT({ sub: 'dev-user', aud: AUDIENCE }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(secret);
     expect(await owner(withAud, config)).toBe('dev-user');
+  });
+});
+
+describe('refusals: what the caller is told and what the log keeps', () => {
+  const devToken = (claims: JWTPayload) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+
+  it('names the failed check in details (code, claim) and the step as authenticate', async () => {
+    const expired = await expectRefused(await devToken({ sub: 'a', iat: now() - 600, exp: now() - 60 }), devConfig, /expired/);
+    expect(expired.operation).toBe('authenticate');
+    expect(expired.details).toEqual({ code: 'ERR_JWT_EXPIRED' });
+
+    const alg = await expectRefused(await providerToken(rsa, { claims: good }), devConfig, /algorithm/);
+    expect(alg.details).toEqual({ code: 'ERR_JOSE_ALG_NOT_ALLOWED' });
+
+    const forged = await expectRefused(await signBearerToken(randomBytes(32), 'dev-user'), devConfig, /^The token is not valid\.$/);
+    expect(forged.details).toEqual({ code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+
+    const config: CallerTokenConfig = { ...devConfig, auth: { ...devConfig.auth, audience: [AUDIENCE] } };
+    const aud = await expectRefused(await devToken({ sub: 'a', aud: 'other', exp: now() + 60 }), config, /audience/);
+    expect(aud.details).toEqual({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'aud', check: 'check_failed' });
+  });
+
+  it('refuses a claim of the wrong type with the generic reason', async () => {
+    // jose fails a non-numeric iat as a claim it has no sentence for here.
+    const refusal = await expectRefused(await devToken({ sub: 'a', iat: 'yesterday' as unknown as number, exp: now() + 60 }), devConfig, /^The token is not valid\.$/);
+    expect(refusal.details).toEqual({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'iat', check: 'invalid' });
+  });
+
+  it('refuses a key the provider does not publish with its own reason and code', async () => {
+    const server = await provider();
+    const refusal = await expectRefused(await providerToken(await providerKey('ES256'), { claims: good }), jwksConfig(server), /does not publish/);
+    expect(refusal.details).toEqual({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+  });
+
+  it('without kid, a claim failure under the key that signed it is that failure, not "no key fits"', async () => {
+    // The signing key comes first: the later keys must not turn "expired" into a signature failure.
+    const other = await providerKey('RS256');
+    const server = await provider([rsa, other]);
+    const expired = await providerToken(rsa, { claims: { ...good, iat: now() - 600, exp: now() - 120 }, kid: null });
+    expect((await expectRefused(expired, jwksConfig(server), /expired/)).details).toEqual({ code: 'ERR_JWT_EXPIRED' });
+    const stranger = await providerToken(await providerKey('RS256'), { claims: good, kid: null });
+    expect((await expectRefused(stranger, jwksConfig(server))).details).toEqual({ code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
+  });
+});
+
+describe('token lifetime and clock skew, to the second (frozen clock)', () => {
+  const T = 1_900_000_000;
+  const devToken = (claims: JWTPayload) => new SignJWT({ sub: 'dev-user', ...claims }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+  const skew = devConfig.auth.clockSkewSeconds;
+  const max = devConfig.auth.maxTokenLifetimeSeconds;
+  const frozen = () => vi.useFakeTimers({ toFake: ['Date'], now: T * 1000 });
+
+  it('accepts iat up to the skew ahead of our clock, and refuses one second more', async () => {
+    frozen();
+    expect(await owner(await devToken({ iat: T + skew, exp: T + skew + 600 }), devConfig)).toBe('dev-user');
+    const refusal = await expectRefused(await devToken({ iat: T + skew + 1, exp: T + skew + 600 }), devConfig, /future/);
+    expect(refusal.details).toEqual({ claim: 'iat' });
+  });
+
+  it('accepts a lifetime of the maximum plus the skew, and refuses one second more', async () => {
+    frozen();
+    expect(await owner(await devToken({ iat: T, exp: T + max + skew }), devConfig)).toBe('dev-user');
+    const refusal = await expectRefused(await devToken({ iat: T, exp: T + max + skew + 1 }), devConfig, /longer/);
+    expect(refusal.details).toEqual({ claim: 'exp', lifetime: max + skew + 1, max });
+  });
+
+  it('counts the lifetime of a token without iat from now', async () => {
+    frozen();
+    expect(await owner(await devToken({ exp: T + max + skew }), devConfig)).toBe('dev-user');
+    await expectRefused(await devToken({ exp: T + max + skew + 1 }), devConfig, /longer/);
+  });
+});
+
+describe('the subject', () => {
+  const devToken = (sub: unknown) => new SignJWT({ sub } as JWTPayload).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(secret);
+
+  it('takes a subject of exactly 256 characters', async () => {
+    expect(await owner(await devToken('x'.repeat(256)), devConfig)).toBe('x'.repeat(256));
+  });
+
+  it('refuses a subject that is not a string (jose does not check its type)', async () => {
+    for (const sub of [42, ['alice'], { id: 'alice' }, true]) {
+      const refusal = await expectRefused(await devToken(sub), devConfig, /sub/);
+      expect(refusal.details).toEqual({ claim: 'sub' });
+    }
+  });
+});
+
+describe('the Authorization header', () => {
+  it('takes the scheme in any case, any run of whitespace after it, and trailing whitespace', async () => {
+    const token = await signBearerToken(secret, 'dev-user');
+    for (const header of [`bearer ${token}`, `BEARER  ${token}`, `Bearer\t${token}`, `Bearer ${token}  `, `Bearer ${token}\t`]) {
+      expect(await ownerFromAuthorization(header, devConfig), JSON.stringify(header)).toBe('dev-user');
+    }
+  });
+
+  it('refuses anything around the token other than whitespace, asking for a bearer token', async () => {
+    const token = await signBearerToken(secret, 'dev-user');
+    const headers = [undefined, '', token, `Basic ${token}`, `xBearer ${token}`, `Token Bearer ${token}`, `Bearer ${token} extra`, `Bearer ${token}!`, `Bearer ${token}.x`, `Bearer${token}`];
+    for (const header of headers) {
+      const error = await ownerFromAuthorization(header, devConfig).then(
+        (sub) => expect.fail(`${JSON.stringify(header)} accepted as ${sub}`),
+        (e: unknown) => e,
+      );
+      expect(error, JSON.stringify(header)).toBeInstanceOf(UnauthorizedError);
+      expect((error as UnauthorizedError).publicMessage).toBe('An Authorization: Bearer <token> header is required.');
+      expect((error as UnauthorizedError).operation).toBe('authenticate');
+    }
+  });
+});
+
+describe('configuration', () => {
+  it('is a configuration error naming STORAGE_AUTH_JWT_SECRET when development mode has no secret', async () => {
+    const config: CallerTokenConfig = { ...devConfig, jwtSecret: undefined };
+    await expect(owner(await signBearerToken(secret, 'dev-user'), config)).rejects.toThrow(ConfigError);
+    await expect(owner(await signBearerToken(secret, 'dev-user'), config)).rejects.toThrow(/STORAGE_AUTH_JWT_SECRET/);
+  });
+
+  it('needs no shared secret when an identity provider is configured', async () => {
+    const server = await provider();
+    expect(await owner(await providerToken(rsa, { claims: good }), { ...jwksConfig(server), jwtSecret: undefined })).toBe('alice');
+  });
+
+  it('checks no audience when the configured list is empty', async () => {
+    // STORAGE_AUTH_AUDIENCE=',' reads as an empty list: no audience was meant to be checked.
+    const config: CallerTokenConfig = { ...devConfig, auth: { ...devConfig.auth, audience: [] } };
+    expect(await owner(await signBearerToken(secret, 'dev-user'), config)).toBe('dev-user');
+    expect(await owner(await signBearerToken(secret, 'dev-user', '1h', { audience: 'anything' }), config)).toBe('dev-user');
   });
 });

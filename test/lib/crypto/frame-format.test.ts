@@ -994,3 +994,124 @@ describe('encryption metadata of a KMS-wrapped key', () => {
     expect((await decryptOk({ ...p, dataKey: opened, plainSize: plain.length }, cipher)).equals(plain)).toBe(true);
   });
 });
+
+describe('stream edges', () => {
+  it('an empty write after the last full frame does not make that frame non-final', async () => {
+    // Body readers may hand over empty chunks; the held frame must still wait for real data or the end.
+    const p = params(TINY, 'empty-writes');
+    for (const size of [TINY, 2 * TINY, 0, 5]) {
+      const plain = bytes(size, `empty-writes/${size}`);
+      const expected = await encrypt(p, plain);
+      const withEmpties = await encrypt(p, plain, (data) => [Buffer.alloc(0), data, Buffer.alloc(0), Buffer.alloc(0)]);
+      expect(withEmpties.equals(expected), `${size} bytes`).toBe(true);
+      expect(withEmpties).toHaveLength(cipherSize(size, TINY));
+    }
+  });
+
+  it('decrypts a run of frames to all their plaintext when no length is given', async () => {
+    const p = params(TINY, 'run-defaults');
+    const plain = bytes(40, 'run-defaults/plain'); // frames of 16, 16 and 8 bytes
+    const cipher = await encrypt(p, plain);
+    const stride = TINY + TAG_LENGTH;
+    const d = { ...p, plainSize: 40 };
+    expect((await decryptOk({ ...d, firstFrame: 1 }, cipher.subarray(stride))).equals(plain.subarray(16))).toBe(true);
+    expect((await decryptOk({ ...d, firstFrame: 1, lastFrame: 1 }, cipher.subarray(stride, 2 * stride))).equals(plain.subarray(16, 32))).toBe(true);
+    // With a skip and no length: the rest of the run.
+    expect((await decryptOk({ ...d, firstFrame: 1, skip: 3 }, cipher.subarray(stride))).equals(plain.subarray(19))).toBe(true);
+    expect((await decryptOk({ ...d, skip: 5 }, cipher)).equals(plain.subarray(5))).toBe(true);
+  });
+
+  it('refuses a length past the end of a run that does not start at frame 0', () => {
+    const p = { ...params(TINY), plainSize: 40 };
+    for (const range of [
+      { firstFrame: 1, lastFrame: 1, length: 17 },
+      { firstFrame: 1, length: 25 },
+      { firstFrame: 1, skip: 1, length: 24 },
+      { firstFrame: 2, length: 9 },
+    ]) {
+      expect(() => createDecryptStream({ ...p, ...range }), JSON.stringify(range)).toThrow(RangeError);
+    }
+    expect(() => createDecryptStream({ ...p, firstFrame: 1, skip: 1, length: 23 })).not.toThrow();
+    expect(() => createDecryptStream({ ...p, firstFrame: 1, lastFrame: 1, length: 16 })).not.toThrow();
+  });
+
+  it('refuses a recorded size needing more than 2^32 frames as a metadata error, and takes 2^32', () => {
+    // The frame index is a uint32 in the nonce: the size comes from the manifest, so this is bad metadata.
+    const p = params(1, 'max-frames', 'file-huge');
+    let error: unknown;
+    try {
+      createDecryptStream({ ...p, plainSize: 2 ** 32 + 1 });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(StorageMetadataError);
+    expect(error).toMatchObject({ operation: 'decrypt', fileId: 'file-huge', details: { plainSize: 2 ** 32 + 1, frameSize: 1 } });
+    expect((error as Error).message).toMatch(/needs more frames than the format allows/);
+    expect(() => createDecryptStream({ ...p, plainSize: 2 ** 32 })).not.toThrow();
+    expect(() => createDecryptStream({ ...p, frameSize: 2, plainSize: 2 ** 33 })).not.toThrow();
+  });
+});
+
+describe('what a corruption error tells the operators', () => {
+  const SIZE = 3 * TINY + 5; // frames 0..3
+
+  async function corruption(cipher: Buffer, p: FrameParams, chunker: Chunker = whole): Promise<StorageFileCorruptedError> {
+    const run = await decrypt({ ...p, plainSize: SIZE }, cipher, chunker);
+    expect(run.error).toBeInstanceOf(StorageFileCorruptedError);
+    const error = run.error as StorageFileCorruptedError;
+    expect(error.operation).toBe('decrypt');
+    expect(error.fileId).toBe(p.fileId);
+    return error;
+  }
+
+  it('names the frame that fails, and why', async () => {
+    const p = params(TINY, 'report', 'file-report');
+    const cipher = await encrypt(p, bytes(SIZE, 'report/plain'));
+    const stride = TINY + TAG_LENGTH;
+
+    const flippedFrame = await corruption(flipped(cipher, 2 * stride + 3), p);
+    expect(flippedFrame.message).toMatch(/fails authentication/);
+    expect(flippedFrame.details).toEqual({ frame: 2, plainSize: SIZE, frameSize: TINY });
+    expect(flippedFrame.cause).toBeDefined();
+
+    const appended = await corruption(Buffer.concat([cipher, Buffer.alloc(1)]), p, ones);
+    expect(appended.message).toMatch(/runs on past its last frame/);
+    expect(appended.details).toEqual({ frame: 4, plainSize: SIZE, frameSize: TINY });
+
+    const cut = await corruption(cipher.subarray(0, stride + 5), p);
+    expect(cut.message).toMatch(/ends before its last frame/);
+    expect(cut.details).toEqual({ frame: 1, plainSize: SIZE, frameSize: TINY });
+  });
+});
+
+describe('what a metadata error tells the operators', () => {
+  const encoded = encodeEncryptionMetadata({
+    version: FORMAT_VERSION,
+    kekId: 'k1',
+    wrappedKey: bytes(WRAPPED_KEY_LENGTH, 'meta-report/wrapped'),
+    noncePrefix: bytes(NONCE_PREFIX_LENGTH, 'meta-report/nonce'),
+    frameSize: DEFAULT_FRAME_SIZE,
+  });
+
+  function metadataError(meta: Record<string, string | undefined>): StorageMetadataError {
+    try {
+      decodeEncryptionMetadata(meta, 'file-m');
+    } catch (error) {
+      expect(error).toBeInstanceOf(StorageMetadataError);
+      expect((error as StorageMetadataError).operation).toBe('decrypt');
+      return error as StorageMetadataError;
+    }
+    return expect.fail('decoded');
+  }
+
+  it.each(['enc-version', 'enc-kek', 'enc-key', 'enc-nonce', 'enc-frame'])('a missing or empty %s is named as missing', (field) => {
+    // Empty is what some S3 tools leave of a value they dropped: it is missing, not unreadable.
+    for (const value of [undefined, '']) {
+      expect(metadataError({ ...encoded, [field]: value }).message).toBe(`The object's encryption metadata lacks ${field}`);
+    }
+  });
+
+  it('names an unknown format version, which a newer writer may have used', () => {
+    expect(metadataError({ ...encoded, 'enc-version': '2' }).message).toMatch(/unknown encryption format version 2$/);
+  });
+});

@@ -592,3 +592,65 @@ describe('parseKeyList', () => {
     expect(() => parseKeyList(`good:${secretStd},good:${secretUrl}`)).toThrow(/"good"/);
   });
 });
+
+describe('what operators read: errors of the keyring', () => {
+  it('names a key with an unusable id by its position', () => {
+    // The id itself cannot name it: it may be empty, or be the start of a pasted secret.
+    expect(() => new Keyring([kek('ok'), { id: 'k 1', key: material('x') }], 'ok')).toThrow(/^key 2: id must be made of letters/);
+    expect(() => new Keyring([{ id: '', key: material('x') }], 'ok')).toThrow(/^key 1: /);
+  });
+
+  it('an unknown KEK: a metadata error of the unwrapKey step naming the KEK id', async () => {
+    const error = await thrown(() => new Keyring([kek('k1')], 'k1').unwrap('k0', Buffer.alloc(WRAPPED_KEY_LENGTH), 'file-u'));
+    expect(error).toBeInstanceOf(StorageMetadataError);
+    expect(error).toMatchObject({ operation: 'unwrapKey', fileId: 'file-u', details: { kekId: 'k0' } });
+    expect((error as Error).message).toMatch(/unknown key-encryption key/);
+  });
+
+  it('a wrapped key that fails its check: corruption of the unwrapKey step naming the KEK id', async () => {
+    const keyring = new Keyring([kek('k1')], 'k1');
+    for (const wrapped of [Buffer.alloc(WRAPPED_KEY_LENGTH), Buffer.alloc(8)]) {
+      const error = await thrown(() => keyring.unwrap('k1', wrapped, 'file-c'));
+      expect(error).toBeInstanceOf(StorageFileCorruptedError);
+      expect(error).toMatchObject({ operation: 'unwrapKey', fileId: 'file-c', details: { kekId: 'k1' } });
+      expect((error as Error).message).toMatch(/fails its integrity check/);
+    }
+  });
+});
+
+describe('rewrap wipes the data key it handled', () => {
+  it('zeroes the unwrapped data key once it is wrapped again', async () => {
+    // The remote hands over a buffer the test keeps: after rotation it must hold nothing.
+    const remote = fakeRemote();
+    const handed: Buffer[] = [];
+    const unwrap = remote.unwrap.bind(remote);
+    remote.unwrap = async (wrappedKey, fileId) => {
+      const dataKey = await unwrap(wrappedKey, fileId);
+      handed.push(dataKey);
+      return dataKey;
+    };
+    const { dataKey, wrappedKey } = await new Keyring([], KMS_KEK_ID, remote).newDataKey();
+    const copy = Buffer.from(dataKey);
+    const fresh = await new Keyring([kek('k1')], 'k1', remote).rewrap({ kekId: KMS_KEK_ID, wrappedKey }, 'file-w');
+    expect(handed).toHaveLength(1);
+    expect(handed[0]!.equals(Buffer.alloc(KEY_LENGTH))).toBe(true);
+    expect((await new Keyring([kek('k1')], 'k1').unwrap('k1', fresh!.wrappedKey)).equals(copy)).toBe(true);
+  });
+});
+
+describe('parseKeyList messages (shown after STORAGE_ENCRYPTION_KEYS:)', () => {
+  const good = material('good').toString('base64url');
+
+  it.each([
+    ['an empty list', '', /^no key given \(expected "id:base64key,\.\.\."\)$/],
+    ['a list of blanks', ' \t\n ', /^no key given/],
+    ['a leading comma', `,k1:${good}`, /^entry 1 is empty$/],
+    ['a blank entry between two', `k1:${good}, \t ,k2:${good}`, /^entry 2 is empty$/],
+    ['a trailing comma', `k1:${good},`, /^entry 2 is empty$/],
+    ['a bare url-safe key', good, /^entry 1 is not of the form id:base64key$/],
+    ['a bare key after a good entry', `k1:${good},${good}`, /^entry 2 is not of the form id:base64key$/],
+    ['an empty id', `:${good}`, /^entry 1: the key id is missing/],
+  ])('%s', (_name, spec, message) => {
+    expect(() => parseKeyList(spec)).toThrow(message);
+  });
+});
