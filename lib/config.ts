@@ -220,6 +220,11 @@ const fields = z.object({
     doc: 'how long after its upload link expired a file never uploaded is marked `expired`',
     deployed: 'env',
   }),
+  // Deleted recordings stay restorable this long (lib/storage/recovery.ts); S3 lifecycles count in whole days.
+  STORAGE_RECOVERY_WINDOW_DAYS: setting(z.coerce.number().int('must be a whole number of days, 0 for none').min(0, 'must be a whole number of days, 0 for none').max(365, 'must be at most 365 days').default(7), {
+    doc: 'days a deleted recording can be restored (the final bucket is versioned; older versions expire after it); `0`: deletes are final and the bucket is not versioned',
+    deployed: 'resolved',
+  }),
   STORAGE_DEAD_LETTER_QUEUE_URL: setting(z.url({ error: 'must be the URL of an SQS queue' }).optional(), {
     doc: 'SQS queue of dead letters',
     deployed: 'template',
@@ -379,6 +384,8 @@ export interface StorageConfig {
   playbackLinks: { maxTtlSeconds: number; key: Uint8Array | undefined };
   processing: { maxAttempts: number; leaseSeconds: number };
   sweep: { intervalSeconds: number; uploadGraceSeconds: number };
+  /** Days a deleted recording stays restorable; 0: deletes are final (lib/storage/recovery.ts). */
+  recoveryWindowDays: number;
   /** SQS queue of dead letters; undefined keeps them in the final bucket. */
   deadLetterQueueUrl: string | undefined;
   /** Undefined while it waits in Parameter Store (only the HTTP functions fetch it). */
@@ -507,6 +514,7 @@ export function parseConfig(source: NodeJS.ProcessEnv): StorageConfig {
       leaseSeconds: env.STORAGE_PROCESSING_LEASE_SECONDS,
     },
     sweep: { intervalSeconds: env.STORAGE_SWEEP_INTERVAL_SECONDS, uploadGraceSeconds: env.STORAGE_UPLOAD_GRACE_SECONDS },
+    recoveryWindowDays: env.STORAGE_RECOVERY_WINDOW_DAYS,
     deadLetterQueueUrl: env.STORAGE_DEAD_LETTER_QUEUE_URL,
     jwtSecret,
     secretParameters: { jwtSecret: env.STORAGE_AUTH_JWT_SECRET_PARAMETER, encryptionKeys: env.STORAGE_ENCRYPTION_KEYS_PARAMETER },

@@ -141,6 +141,8 @@ async function main(): Promise<void> {
       STORAGE_SECRET_KEY: embedded.secretKey,
       STORAGE_BUCKET: files,
       STORAGE_INCOMING_BUCKET: incoming,
+      // The emulator keeps no versions: a delete is final there.
+      STORAGE_RECOVERY_WINDOW_DAYS: '0',
     });
   }
 
@@ -164,13 +166,20 @@ async function main(): Promise<void> {
   const { bucket, incomingBucket } = config;
   let notifications = 'missing';
   if (mode === 'minio') {
-    const report = await prepareStorage(s3, { files: bucket, incoming: incomingBucket });
+    const report = await prepareStorage(s3, { files: bucket, incoming: incomingBucket }, config.recoveryWindowDays);
     if (report.createdBuckets.length > 0) log(`created buckets ${report.createdBuckets.join(', ')}`);
     log(
       report.encryption === 'SSE-S3'
         ? `encryption at rest on ${incomingBucket} and ${bucket}: SSE-S3 by default`
         : `encryption at rest: MinIO refused default encryption (${report.encryptionProblem}), so uploads sit in the clear on its disk until processed; start MinIO with MINIO_KMS_SECRET_KEY=<name>:<base64 of 32 bytes> (npm run minio and docker-compose.yml do).`,
     );
+    if (report.recovery === 'refused') {
+      // The functions must not promise restores the bucket cannot keep.
+      env.STORAGE_RECOVERY_WINDOW_DAYS = '0';
+      log(`recovery window: the server cannot version ${bucket} (${report.recoveryProblem}), so deletes are final`);
+    } else if (report.recovery === 'versioned') {
+      log(`recovery window on ${bucket}: versioned, deleted recordings restorable for ${config.recoveryWindowDays} days`);
+    }
     log(`CORS on ${incomingBucket}: ${report.cors}`);
     notifications = report.notifications;
     if (report.notifications === 'missing') {

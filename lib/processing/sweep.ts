@@ -10,6 +10,7 @@ import { fileIdFromFinalKey, fileIdFromIncomingKey, FINAL_PREFIX, INCOMING_PREFI
 import type { PendingMarker } from '../storage/pending-index.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import { settleQuota } from '../storage/owner-quotas.ts';
+import { expireDeleted } from '../storage/recovery.ts';
 import { UsageLedger } from '../storage/usage-ledger.ts';
 import { fileDeadLetter, processFile, type ProcessOutcome } from './process-upload.ts';
 
@@ -28,6 +29,7 @@ import { fileDeadLetter, processFile, type ProcessOutcome } from './process-uplo
  *   delete), any object a run completed anyway is removed, then its marker.
  * - A settled file still marked has its owner's quota entry settled (lib/storage/owner-quotas.ts):
  *   counted as stored if ready, given back if rejected or expired.
+ * - A file deleted longer than the recovery window ago is purged: every version of it goes.
  * - A multipart upload of a stored object older than one lease, whose file no live run holds,
  *   is aborted (a killed run's parts). A client's resumable upload is aborted once its file no
  *   longer awaits it: settled, deleted, or past its upload window and grace (then `expired`).
@@ -50,6 +52,8 @@ export interface SweepReport {
   unfinished: boolean;
   /** Age of the oldest upload that has landed and is still waiting for (or under) processing; 0 when none. */
   oldestWaitingSeconds: number;
+  /** Deleted files purged because their recovery window had passed (lib/storage/recovery.ts). */
+  purged: number;
   /** The usage ledger's totals after this sweep's fold (undefined if the fold failed). */
   usage: { bytes: number; files: number } | undefined;
 }
@@ -84,6 +88,7 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
     errors: 0,
     unfinished: false,
     oldestWaitingSeconds: 0,
+    purged: 0,
     usage: undefined,
   };
   /** When each file still waiting landed (or, for one held by a run without an upload, was created): only what the listings and reads below learn anyway. */
@@ -246,6 +251,14 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
   async function abortMultipart(Bucket: string, Key: string, UploadId: string): Promise<void> {
     await backend('sweep', undefined, () => s3.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })));
     report.multipartAborted++;
+  }
+
+  // Deleted recordings whose recovery window has passed are gone for good.
+  try {
+    report.purged = await expireDeleted(ctx, now);
+  } catch (error) {
+    report.errors++;
+    logger.error('sweep could not purge deleted files past their recovery window; the next sweep tries again', { error: error as Error });
   }
 
   // Files this sweep settled wait no longer.

@@ -103,8 +103,11 @@ export class ManifestStore {
     return this.#put(manifest, { IfNoneMatch: '*' }, 'createManifest');
   }
 
-  /** `unsealed: 'accept'` reads a clear (version 1) manifest where manifests are sealed: for `npm run rotate-keys` only, which seals it. */
-  async read(fileId: string, options: { unsealed?: 'accept' } = {}): Promise<VersionedManifest | undefined> {
+  /**
+   * `unsealed: 'accept'` reads a clear (version 1) manifest where manifests are sealed: for `npm run rotate-keys` only, which seals it.
+   * `versionId` reads an older version in the versioned final bucket (a deleted file's, lib/storage/recovery.ts).
+   */
+  async read(fileId: string, options: { unsealed?: 'accept'; versionId?: string } = {}): Promise<VersionedManifest | undefined> {
     // A store that writes an object in place (the embedded emulator truncates, then writes) can
     // serve a manifest half written: a read that does not parse or authenticate is tried again
     // before the manifest is called damaged. S3 and MinIO replace objects atomically, so there
@@ -120,11 +123,11 @@ export class ManifestStore {
     return this.#readOnce(fileId, options);
   }
 
-  async #readOnce(fileId: string, options: { unsealed?: 'accept' }): Promise<VersionedManifest | undefined> {
+  async #readOnce(fileId: string, options: { unsealed?: 'accept'; versionId?: string }): Promise<VersionedManifest | undefined> {
     let body: string;
     let etag: string;
     try {
-      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: manifestKey(fileId) }));
+      const out = await this.#s3.send(new GetObjectCommand({ Bucket: this.#bucket, Key: manifestKey(fileId), VersionId: options.versionId }));
       body = (await out.Body?.transformToString('utf8')) ?? '';
       etag = out.ETag ?? '';
     } catch (error) {

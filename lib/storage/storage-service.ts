@@ -24,6 +24,7 @@ import { isSettled, type FileStatus, type Manifest, type VersionedManifest } fro
 import { incomingKey, isFileId } from './object-layout.ts';
 import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
 import { OwnerQuotas } from './owner-quotas.ts';
+import { deletedEntry, forgetDeletion, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undelete } from './recovery.ts';
 import { UsageLedger } from './usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
 
@@ -60,6 +61,9 @@ export interface AudioInfo {
   /** Average bits per second, when known. */
   bitrate?: number;
 }
+
+/** A deleted file that can still be restored (`restoreFile`): its last attributes, and its window. */
+export type DeletedFileInfo = Omit<FileInfo, 'status' | 'updatedAt'> & { deletedAt: string; restorableUntil: string };
 
 export interface CreatedUpload {
   fileId: string;
@@ -323,36 +327,107 @@ export class StorageService {
     });
   }
 
-  /** Removes the stored object, any pending upload and the manifest; afterwards the file is not found. */
-  deleteFile(owner: string, fileId: string): Promise<void> {
+  /**
+   * Removes the file: its recording, any pending or resumable upload, and its manifest; afterwards
+   * it is not found. A `ready` file stays restorable for the recovery window (lib/storage/recovery.ts)
+   * unless `purge` is set: then every version of it goes at once, and a file already deleted but
+   * still restorable can be purged too. Answers whether there was something to delete.
+   */
+  deleteFile(owner: string, fileId: string, options: { purge?: boolean } = {}): Promise<boolean> {
     return measured('deleteFile', async () => {
-      const manifest = await this.#ownedManifest(owner, fileId, 'deleteFile');
-      const { manifests, pending } = this.#ctx;
-      const removeObjects = () =>
-        Promise.all([
-          removeStoredObject(this.#ctx, fileId, 'deleteFile'),
-          removeUpload(this.#ctx, fileId, 'deleteFile'),
-          manifest.multipart?.uploadId !== undefined && abortUpload(this.#ctx, fileId, manifest.multipart.uploadId, 'deleteFile'),
-        ]);
-      if (isSettled(manifest.status)) {
-        // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
-        await removeObjects();
-        await manifests.delete(fileId);
-        await this.#releaseQuota(owner, fileId, 'deleteFile');
-        if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
-        await pending.remove(fileId);
-        return;
+      const found = await this.#ctx.manifests.read(checkedFileId(fileId, 'deleteFile'));
+      const live = found?.manifest.owner === owner ? found.manifest : undefined;
+      if (live !== undefined) await this.#remove(owner, live);
+      if (options.purge !== true || !recoveryEnabled(this.#ctx)) return live !== undefined;
+      // The entry written by the delete just made, or by an earlier one: this owner's, or nothing is purged.
+      const entry = await deletedEntry(this.#ctx, owner, fileId, 'deleteFile');
+      if (live === undefined && entry === undefined) return false;
+      await purgeVersions(this.#ctx, fileId, entry?.key, 'deleteFile');
+      return true;
+    });
+  }
+
+  /** The owner's deleted files that can still be restored, most recently deleted first. */
+  listDeletedFiles(owner: string): Promise<DeletedFileInfo[]> {
+    return measured('listDeletedFiles', async () => {
+      const entries = await listDeleted(this.#ctx, owner);
+      const files: DeletedFileInfo[] = [];
+      for (const entry of entries) {
+        const manifest = await lastManifest(this.#ctx, entry.fileId, 'listDeletedFiles');
+        // A file restored meanwhile, or one whose versions are gone, is not listed.
+        if (manifest === undefined || manifest.owner !== owner || manifest.status !== 'ready') continue;
+        if ((await this.#ctx.manifests.read(entry.fileId)) !== undefined) continue;
+        const { status: _status, updatedAt: _updated, ...info } = toFileInfo(manifest);
+        files.push({ ...info, deletedAt: entry.deletedAt.toISOString(), restorableUntil: entry.restorableUntil.toISOString() });
       }
-      // A run may be at work. Its commit fails once the manifest is gone, and it then removes what
-      // it wrote; but it may commit just before, and complete its object after the first removal:
-      // so the objects go again after the manifest. The marker tells the sweep to look once more
-      // later, for a run that died between writing its object and noticing the delete.
-      await pending.markDeleted(fileId);
+      return files;
+    });
+  }
+
+  /**
+   * Brings a deleted file back, `ready`, byte-identical, under the same fileId, while its recovery
+   * window lasts. It counts against the owner's quota again (refused when there is no room).
+   */
+  restoreFile(owner: string, fileId: string): Promise<FileInfo> {
+    return measured('restoreFile', async () => {
+      const ctx = this.#ctx;
+      const notFound = () => new StorageFileNotFoundError('No deleted file with this id can be restored.', { operation: 'restoreFile', fileId });
+      const entry = await deletedEntry(ctx, owner, checkedFileId(fileId, 'restoreFile'), 'restoreFile');
+      if (entry === undefined || entry.restorableUntil.getTime() <= Date.now()) throw notFound();
+      const current = await ctx.manifests.read(fileId);
+      if (current !== undefined) {
+        // Restored already (a repeat, or a restore cut short before it removed the entry).
+        if (current.manifest.owner !== owner) throw notFound();
+        await forgetDeletion(ctx, owner, fileId, 'restoreFile');
+        return toFileInfo(current.manifest);
+      }
+      const manifest = await lastManifest(ctx, fileId, 'restoreFile');
+      if (manifest?.owner !== owner || manifest.status !== 'ready' || manifest.stored === undefined) throw notFound();
+      const size = manifest.stored.size;
+      await this.#quotas.reserve(owner, fileId, size, Date.now() + ctx.config.processing.leaseSeconds * 1000, 'restoreFile');
+      try {
+        await undelete(ctx, owner, manifest, 'restoreFile');
+      } catch (error) {
+        await this.#releaseQuota(owner, fileId, 'restoreFile');
+        throw error;
+      }
+      await this.#confirmQuota(owner, fileId, size, 'restoreFile');
+      // A delete's change not folded yet would uncount the file once folded: it goes, and the file is added again.
+      await this.#usage.withdraw('remove', fileId, 'restoreFile').catch(() => undefined);
+      await this.#recordUsage('add', fileId, size, 'restoreFile');
+      return toFileInfo(manifest);
+    });
+  }
+
+  async #remove(owner: string, manifest: Manifest): Promise<void> {
+    const { fileId } = manifest;
+    const { manifests, pending } = this.#ctx;
+    const removeObjects = () =>
+      Promise.all([
+        removeStoredObject(this.#ctx, fileId, 'deleteFile'),
+        removeUpload(this.#ctx, fileId, 'deleteFile'),
+        manifest.multipart?.uploadId !== undefined && abortUpload(this.#ctx, fileId, manifest.multipart.uploadId, 'deleteFile'),
+      ]);
+    if (isSettled(manifest.status)) {
+      // Restorable first: a delete cut short after this is a file still listed, and restored whole.
+      if (manifest.status === 'ready' && recoveryEnabled(this.#ctx)) await recordDeletion(this.#ctx, owner, fileId, 'deleteFile');
+      // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
       await removeObjects();
       await manifests.delete(fileId);
       await this.#releaseQuota(owner, fileId, 'deleteFile');
-      await removeObjects();
-    });
+      if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
+      await pending.remove(fileId);
+      return;
+    }
+    // A run may be at work. Its commit fails once the manifest is gone, and it then removes what
+    // it wrote; but it may commit just before, and complete its object after the first removal:
+    // so the objects go again after the manifest. The marker tells the sweep to look once more
+    // later, for a run that died between writing its object and noticing the delete.
+    await pending.markDeleted(fileId);
+    await removeObjects();
+    await manifests.delete(fileId);
+    await this.#releaseQuota(owner, fileId, 'deleteFile');
+    await removeObjects();
   }
 
   /** Gives a file's room back. A failure is logged, not the caller's: the entry counts until an audit drops it (owner-quotas.ts). */
@@ -385,10 +460,7 @@ export class StorageService {
   }
 
   async #ownedVersion(owner: string, fileId: string, operation: string): Promise<VersionedManifest> {
-    if (!isFileId(fileId)) {
-      throw new ValidationError('fileId must be a UUID.', { operation, details: { fileId: fileId.slice(0, 64) } });
-    }
-    const found = await this.#ctx.manifests.read(fileId);
+    const found = await this.#ctx.manifests.read(checkedFileId(fileId, operation));
     if (found === undefined || found.manifest.owner !== owner) {
       throw new StorageFileNotFoundError('File not found.', { operation, fileId });
     }
@@ -409,6 +481,11 @@ export class StorageService {
     }
     return manifest as ReadyManifest;
   }
+}
+
+function checkedFileId(fileId: string, operation: string): string {
+  if (!isFileId(fileId)) throw new ValidationError('fileId must be a UUID.', { operation, details: { fileId: fileId.slice(0, 64) } });
+  return fileId;
 }
 
 function newManifest(

@@ -94,6 +94,11 @@ export class UsageLedger {
     );
   }
 
+  /** Withdraws a change not folded yet: a restored file's `.remove` (lib/storage/recovery.ts), which would uncount it. */
+  async withdraw(kind: UsageChangeKind, fileId: string, operation: string): Promise<void> {
+    await backend(operation, fileId, () => this.#s3.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: usageChangeKey(fileId, kind) })));
+  }
+
   /** The totals as last folded (zero before the first fold). */
   async totals(): Promise<UsageTotals> {
     return (await this.#readTotals()).totals;

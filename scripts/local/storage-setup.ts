@@ -1,14 +1,17 @@
 /**
  * Makes a MinIO (or S3) ready for the functions, idempotently, every start: both buckets,
- * default encryption (SSE-S3) on both, CORS on the incoming bucket (browsers upload there and
- * need ETag exposed), and the object-created notification of `uploads/` to the webhook target
- * MinIO was started with.
+ * default encryption (SSE-S3) on both, the final bucket versioned with its recovery window
+ * (lib/storage/recovery.ts), CORS on the incoming bucket (browsers upload there and need ETag
+ * exposed), and the object-created notification of `uploads/` to the webhook target MinIO was
+ * started with.
  */
 import {
   CreateBucketCommand,
   PutBucketCorsCommand,
   PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutBucketNotificationConfigurationCommand,
+  PutBucketVersioningCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { WEBHOOK_ARN } from './webhook-target.ts';
@@ -20,6 +23,9 @@ export interface SetupReport {
   /** `SSE-S3`: both buckets encrypt at rest by default; `refused`: the server would not (no KMS). */
   encryption: 'SSE-S3' | 'refused';
   encryptionProblem?: string;
+  /** `versioned`: deleted recordings restorable for the window; `off`: a window of 0; `refused`: the server cannot version (deletes are final). */
+  recovery: 'versioned' | 'off' | 'refused';
+  recoveryProblem?: string;
   notifications: 'webhook' | 'missing';
   notificationProblem?: string;
 }
@@ -40,7 +46,33 @@ export async function setDefaultEncryption(s3: S3Client, Bucket: string): Promis
   );
 }
 
-export async function prepareStorage(s3: S3Client, buckets: { files: string; incoming: string }): Promise<SetupReport> {
+/**
+ * The recovery window on the final bucket: versioning on, and noncurrent versions (deleted
+ * recordings, older manifests) expire `days` after they stopped being current, with the delete
+ * markers left alone then. A window of 0 suspends versioning: deletes are final.
+ */
+export async function setRecoveryWindow(s3: S3Client, Bucket: string, days: number): Promise<void> {
+  await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: days > 0 ? 'Enabled' : 'Suspended' } }));
+  if (days === 0) return;
+  await s3.send(
+    new PutBucketLifecycleConfigurationCommand({
+      Bucket,
+      LifecycleConfiguration: {
+        Rules: [
+          {
+            ID: 'recovery-window',
+            Status: 'Enabled',
+            Filter: { Prefix: '' },
+            NoncurrentVersionExpiration: { NoncurrentDays: days },
+            Expiration: { ExpiredObjectDeleteMarker: true },
+          },
+        ],
+      },
+    }),
+  );
+}
+
+export async function prepareStorage(s3: S3Client, buckets: { files: string; incoming: string }, recoveryWindowDays: number): Promise<SetupReport> {
   const createdBuckets: string[] = [];
   for (const Bucket of [buckets.files, buckets.incoming]) {
     try {
@@ -60,6 +92,17 @@ export async function prepareStorage(s3: S3Client, buckets: { files: string; inc
     // A user's own MinIO may run without KMS: the product still works, with uploads in the clear at rest.
     encryption = 'refused';
     encryptionProblem = `${(error as Error).name}: ${(error as Error).message}`;
+  }
+
+  let recovery: SetupReport['recovery'] = recoveryWindowDays > 0 ? 'versioned' : 'off';
+  let recoveryProblem: string | undefined;
+  try {
+    await setRecoveryWindow(s3, buckets.files, recoveryWindowDays);
+  } catch (error) {
+    // The embedded emulator has no versioning: there a delete is final, and npm start tells the functions so.
+    if (recoveryWindowDays === 0) throw error;
+    recovery = 'refused';
+    recoveryProblem = `${(error as Error).name}: ${(error as Error).message}`;
   }
 
   let cors: SetupReport['cors'] = 'configured';
@@ -102,12 +145,14 @@ export async function prepareStorage(s3: S3Client, buckets: { files: string; inc
         },
       }),
     );
-    return { createdBuckets, encryption, encryptionProblem, cors, notifications: 'webhook' };
+    return { createdBuckets, encryption, encryptionProblem, recovery, recoveryProblem, cors, notifications: 'webhook' };
   } catch (error) {
     return {
       createdBuckets,
       encryption,
       encryptionProblem,
+      recovery,
+      recoveryProblem,
       cors,
       notifications: 'missing',
       notificationProblem: `${(error as Error).name}: ${(error as Error).message}`,

@@ -4,13 +4,14 @@ import {
   DeleteBucketCommand,
   DeleteObjectsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { parseConfig, type StorageConfig } from '../../lib/config.ts';
 import { createStorageContext, type StorageContext } from '../../lib/storage/storage-context.ts';
 import { StorageService } from '../../lib/storage/storage-service.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
-import { setDefaultEncryption } from '../../scripts/local/storage-setup.ts';
+import { setDefaultEncryption, setRecoveryWindow } from '../../scripts/local/storage-setup.ts';
 
 /**
  * Integration tests run against the real MinIO that `npm test` starts (scripts/with-minio.ts).
@@ -90,6 +91,8 @@ export async function prepareMinioEnvironment(overrides: Record<string, string> 
       if (error.name !== 'NotImplemented') throw error;
     });
   }
+  // Versioned with its recovery window, as npm start and the template make it.
+  await setRecoveryWindow(admin, config.bucket, config.recoveryWindowDays);
   const secret = config.jwtSecret!;
 
   const keys = async (bucket: string) => {
@@ -107,12 +110,10 @@ export async function prepareMinioEnvironment(overrides: Record<string, string> 
     token: (sub, options = {}) => signBearerToken(options.secret ?? secret, sub, options.expiresIn ?? '10m'),
     cleanup: async () => {
       for (const bucket of [config.bucket, config.incomingBucket]) {
-        const present = await keys(bucket).catch(() => []);
-        if (present.length > 0) {
-          await admin.send(
-            new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: present.map((Key) => ({ Key })) } }),
-          );
-        }
+        // Every version and delete marker, so that the bucket can go.
+        const listed = await admin.send(new ListObjectVersionsCommand({ Bucket: bucket })).catch(() => undefined);
+        const present = [...(listed?.Versions ?? []), ...(listed?.DeleteMarkers ?? [])].map(({ Key, VersionId }) => ({ Key, VersionId }));
+        if (present.length > 0) await admin.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: present } }));
         await admin.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
       }
     },

@@ -29,7 +29,10 @@ describe('the owner check', () => {
     await expect(env.service.getFileSize(caller, fileId)).rejects.toMatchObject(notFound);
     await expect(env.service.getFile(caller, fileId)).rejects.toMatchObject(notFound);
     await expect(env.service.getFile(caller, fileId, { range: { start: 0, end: 99 } })).rejects.toMatchObject(notFound);
-    await expect(env.service.deleteFile(caller, fileId)).rejects.toMatchObject(notFound);
+    // The library answers whether something was deleted: nothing, for anyone but the owner (the HTTP function makes it a 404).
+    expect(await env.service.deleteFile(caller, fileId)).toBe(false);
+    expect(await env.service.deleteFile(caller, fileId, { purge: true })).toBe(false);
+    await expect(env.service.restoreFile(caller, fileId)).rejects.toMatchObject(notFound);
   });
 
   it('the owner still has the file, whole, after every near miss', async () => {

@@ -1,0 +1,209 @@
+import {
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  type ObjectVersion,
+  type DeleteMarkerEntry,
+} from '@aws-sdk/client-s3';
+import { backend, backendCode, isNotFound, toStorageError } from './backend-errors.ts';
+import { listObjects } from './bucket-listing.ts';
+import type { Manifest } from './manifest.ts';
+import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey, SEAL_ID_METADATA } from './object-layout.ts';
+import { ownerTag } from './owner-tags.ts';
+import type { StorageContext } from './storage-context.ts';
+import { StorageMetadataError } from '../errors/catalogue.ts';
+
+/**
+ * The recovery window: a deleted recording can be brought back for STORAGE_RECOVERY_WINDOW_DAYS,
+ * then it is gone for good; an owner (or an operator) may purge it at once.
+ *
+ * The final bucket is versioned (scripts/local/storage-setup.ts wherever the product runs on
+ * MinIO, the template on S3), with a lifecycle that expires noncurrent versions after the window.
+ * Deleting a `ready` file puts delete markers over `files/<id>` and `manifests/<id>.json`: the
+ * sealed recording and its sealed manifest stay as they were, as the versions under the markers.
+ * Before that, the delete writes
+ *
+ *   deleted/<owner tag>/<fileId>    empty; its LastModified is when the file was deleted
+ *
+ * so an owner's deleted files are one prefix listing, with no owner named (owner-tags.ts).
+ *
+ * - Restore removes the delete markers of the recording, then of the manifest: the newest
+ *   version under them becomes current again, unchanged (same bytes, ETag and seal id), so the
+ *   restored file is the deleted one, byte for byte, under the same fileId. Its last manifest
+ *   version is opened first: only its owner may restore it, and only a `ready` one.
+ * - Purge removes every version and marker of the recording and the manifest, then the entry
+ *   above (last, so that a purge cut short is found and finished by the next one).
+ * - The sweep purges what has been deleted longer than the window (`expireDeleted`): that a
+ *   recording is gone once the window has passed is this code's promise, tested; the lifecycle
+ *   rule is what clears every other noncurrent version (older manifests, markers, ledgers).
+ *
+ * With a window of 0, the bucket is not versioned: a delete is final, and nothing here runs.
+ */
+
+export interface DeletedEntry {
+  fileId: string;
+  deletedAt: Date;
+  restorableUntil: Date;
+}
+
+/** The versions and delete markers of one key, newest first. */
+interface KeyHistory {
+  versions: ObjectVersion[];
+  markers: DeleteMarkerEntry[];
+}
+
+export const recoveryEnabled = (ctx: StorageContext) => ctx.config.recoveryWindowDays > 0;
+
+export const windowEnd = (ctx: StorageContext, deletedAt: Date) => new Date(deletedAt.getTime() + ctx.config.recoveryWindowDays * 86_400_000);
+
+/** Written before a ready file's objects are deleted: a delete cut short still leaves the file restorable. */
+export async function recordDeletion(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<void> {
+  const Key = deletedKey(await ownerTag(ctx, owner), fileId);
+  await backend(operation, fileId, () => ctx.s3.internal.send(new PutObjectCommand({ Bucket: ctx.config.bucket, Key, Body: '' })));
+}
+
+/** The owner's deleted files still inside the window, newest deletion first. */
+export async function listDeleted(ctx: StorageContext, owner: string, now = Date.now()): Promise<DeletedEntry[]> {
+  if (!recoveryEnabled(ctx)) return [];
+  const prefix = `${DELETED_PREFIX}${await ownerTag(ctx, owner)}/`;
+  const entries: DeletedEntry[] = [];
+  for await (const object of listObjects(ctx.s3.internal, ctx.config.bucket, prefix)) {
+    const fileId = object.key.slice(prefix.length);
+    if (!isFileId(fileId)) continue;
+    const restorableUntil = windowEnd(ctx, object.lastModified);
+    if (restorableUntil.getTime() > now) entries.push({ fileId, deletedAt: object.lastModified, restorableUntil });
+  }
+  return entries.sort((a, b) => b.deletedAt.getTime() - a.deletedAt.getTime());
+}
+
+/**
+ * The owner's entry for a deleted file, whatever its age (a purge takes one past its window that
+ * the sweep has not reached yet); `restorableUntil` says whether it may still be restored.
+ */
+export async function deletedEntry(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<(DeletedEntry & { key: string }) | undefined> {
+  if (!recoveryEnabled(ctx)) return undefined;
+  const key = deletedKey(await ownerTag(ctx, owner), fileId);
+  try {
+    const head = await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }));
+    const deletedAt = head.LastModified ?? new Date(0);
+    return { key, fileId, deletedAt, restorableUntil: windowEnd(ctx, deletedAt) };
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw toStorageError(error, operation, fileId);
+  }
+}
+
+/** The last manifest a deleted file had (the newest version under its delete markers), opened; undefined when none is left. */
+export async function lastManifest(ctx: StorageContext, fileId: string, operation: string): Promise<Manifest | undefined> {
+  const history = await keyHistory(ctx, manifestKey(fileId), operation);
+  const newest = history.versions[0];
+  if (newest?.VersionId === undefined) return undefined;
+  return (await ctx.manifests.read(fileId, { versionId: newest.VersionId }))?.manifest;
+}
+
+/**
+ * Makes the deleted file current again: its recording first, its manifest last (what makes it
+ * visible). The caller has checked the owner and the status of `manifest` (`lastManifest`).
+ */
+export async function undelete(ctx: StorageContext, owner: string, manifest: Manifest, operation: string): Promise<void> {
+  const { fileId } = manifest;
+  const recording = await keyHistory(ctx, finalKey(fileId), operation);
+  const sealId = recording.versions[0]?.VersionId === undefined ? undefined : await sealIdOf(ctx, fileId, recording.versions[0].VersionId, operation);
+  if (sealId === undefined || (manifest.stored?.sealId !== undefined && sealId !== manifest.stored.sealId)) {
+    // The recording under the markers is not the one this manifest describes: restoring would serve other bytes.
+    throw new StorageMetadataError('The deleted recording no longer matches its manifest; it cannot be restored.', { operation, fileId });
+  }
+  await removeMarkers(ctx, finalKey(fileId), recording, operation);
+  await removeMarkers(ctx, manifestKey(fileId), await keyHistory(ctx, manifestKey(fileId), operation), operation);
+  await forgetDeletion(ctx, owner, fileId, operation);
+}
+
+/** Removes the owner's entry of a deleted file (every version of it). */
+export async function forgetDeletion(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<void> {
+  const key = deletedKey(await ownerTag(ctx, owner), fileId);
+  await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
+}
+
+/** Every version of a file's recording, manifest and pending marker; then its deleted entry, if a key of it is given. */
+export async function purgeVersions(ctx: StorageContext, fileId: string, entryKey: string | undefined, operation: string): Promise<void> {
+  for (const key of [finalKey(fileId), manifestKey(fileId), pendingKey(fileId)]) {
+    await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
+  }
+  if (entryKey !== undefined) await removeHistory(ctx, entryKey, await keyHistory(ctx, entryKey, operation), operation);
+}
+
+/** The entry of a deleted file, whoever its owner: for an operator's erasure request (scripts/purge.ts). */
+export async function findDeletedEntryKey(ctx: StorageContext, fileId: string): Promise<string | undefined> {
+  for await (const object of listObjects(ctx.s3.internal, ctx.config.bucket, DELETED_PREFIX)) {
+    if (object.key.endsWith(`/${fileId}`)) return object.key;
+  }
+  return undefined;
+}
+
+/**
+ * The sweep's part: purges every file deleted longer than the window ago. A file restored whose
+ * entry was left behind (a restore cut short after its manifest came back) keeps its objects:
+ * only the entry goes.
+ */
+export async function expireDeleted(ctx: StorageContext, now: number, operation = 'sweep'): Promise<number> {
+  if (!recoveryEnabled(ctx)) return 0;
+  let purged = 0;
+  for await (const object of listObjects(ctx.s3.internal, ctx.config.bucket, DELETED_PREFIX)) {
+    if (windowEnd(ctx, object.lastModified).getTime() > now) continue;
+    const fileId = object.key.slice(object.key.lastIndexOf('/') + 1);
+    if (!isFileId(fileId)) continue;
+    if ((await ctx.manifests.read(fileId)) === undefined) await purgeVersions(ctx, fileId, object.key, operation);
+    else await removeHistory(ctx, object.key, await keyHistory(ctx, object.key, operation), operation);
+    purged++;
+  }
+  return purged;
+}
+
+/** Every version and delete marker of exactly `key` (a listing by prefix, filtered to the key), newest first. */
+export async function keyHistory(ctx: StorageContext, key: string, operation: string): Promise<KeyHistory> {
+  const history: KeyHistory = { versions: [], markers: [] };
+  let KeyMarker: string | undefined;
+  let VersionIdMarker: string | undefined;
+  do {
+    const page = await backend(operation, undefined, () =>
+      ctx.s3.internal.send(new ListObjectVersionsCommand({ Bucket: ctx.config.bucket, Prefix: key, KeyMarker, VersionIdMarker })),
+    );
+    history.versions.push(...(page.Versions ?? []).filter((v) => v.Key === key));
+    history.markers.push(...(page.DeleteMarkers ?? []).filter((m) => m.Key === key));
+    KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+    VersionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+  } while (KeyMarker);
+  const newestFirst = (a: { LastModified?: Date }, b: { LastModified?: Date }) => (b.LastModified?.getTime() ?? 0) - (a.LastModified?.getTime() ?? 0);
+  history.versions.sort(newestFirst);
+  history.markers.sort(newestFirst);
+  return history;
+}
+
+async function sealIdOf(ctx: StorageContext, fileId: string, VersionId: string, operation: string): Promise<string | undefined> {
+  const head = await backend(operation, fileId, () =>
+    ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), VersionId })),
+  );
+  return head.Metadata?.[SEAL_ID_METADATA];
+}
+
+async function removeMarkers(ctx: StorageContext, key: string, history: KeyHistory, operation: string): Promise<void> {
+  await removeVersionIds(ctx, key, history.markers.map((m) => m.VersionId), operation);
+}
+
+async function removeHistory(ctx: StorageContext, key: string, history: KeyHistory, operation: string): Promise<void> {
+  await removeVersionIds(ctx, key, [...history.markers, ...history.versions].map((v) => v.VersionId), operation);
+}
+
+async function removeVersionIds(ctx: StorageContext, Key: string, versionIds: (string | undefined)[], operation: string): Promise<void> {
+  for (const VersionId of versionIds) {
+    if (VersionId === undefined) continue;
+    await backend(operation, undefined, () =>
+      ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.bucket, Key, VersionId })).catch((error: unknown) => {
+        // Another restore or purge removed it first.
+        if (backendCode(error) === 'NoSuchVersion' || isNotFound(error)) return undefined;
+        throw error;
+      }),
+    );
+  }
+}

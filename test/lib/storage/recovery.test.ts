@@ -1,0 +1,150 @@
+import { execFile } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { buffer } from 'node:stream/consumers';
+import { GetBucketLifecycleConfigurationCommand, GetBucketVersioningCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageFileNotFoundError, StorageMetadataError, StorageQuotaError } from '../../../lib/errors/catalogue.ts';
+import { sweep } from '../../../lib/processing/sweep.ts';
+import { createStorageContext } from '../../../lib/storage/storage-context.ts';
+import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { parseConfig } from '../../../lib/config.ts';
+import { sha256, wav } from '../../support/audio-fixtures.ts';
+import { prepareMinioEnvironment, type MinioEnvironment } from '../../support/minio-environment.ts';
+
+/**
+ * The recovery window (lib/storage/recovery.ts) on a real, versioned MinIO: delete → list →
+ * restore → byte-identical; purge → no version left; window passed → gone.
+ */
+
+let env: MinioEnvironment;
+const DAY = 86_400_000;
+
+beforeAll(async () => {
+  env = await prepareMinioEnvironment({ STORAGE_RECOVERY_WINDOW_DAYS: '7', STORAGE_QUOTA_FILES_PER_OWNER: '2' });
+});
+afterAll(() => env.cleanup());
+
+async function stored(owner: string, bytes: Buffer, filename = 'session.wav') {
+  return env.service.storeFile(owner, Readable.from([bytes]), { filename, contentType: 'audio/wav', size: bytes.length, metadata: { case: '42' } });
+}
+
+/**
+ * Every version and delete marker in the final bucket of the file's recording, manifest, markers
+ * and deleted entry. (The usage ledger's changes name only the id and a byte count: the fold needs them.)
+ */
+async function versionsOf(fileId: string): Promise<string[]> {
+  const out = await env.admin.send(new ListObjectVersionsCommand({ Bucket: env.config.bucket }));
+  return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])]
+    .map((v) => v.Key ?? '')
+    .filter((key) => key.includes(fileId) && !key.startsWith('usage/'));
+}
+
+describe('the recovery window', () => {
+  it('the final bucket is versioned, and its noncurrent versions expire after the window', async () => {
+    const versioning = await env.admin.send(new GetBucketVersioningCommand({ Bucket: env.config.bucket }));
+    expect(versioning.Status).toBe('Enabled');
+    const lifecycle = await env.admin.send(new GetBucketLifecycleConfigurationCommand({ Bucket: env.config.bucket }));
+    expect(lifecycle.Rules).toEqual([expect.objectContaining({ Status: 'Enabled', NoncurrentVersionExpiration: expect.objectContaining({ NoncurrentDays: 7 }) })]);
+  });
+
+  it('a deleted file is listed for its owner only, then restored ready, byte-identical, under the same id', async () => {
+    const bytes = wav(3 * 1024 * 1024 + 11);
+    const info = await stored('rita', bytes);
+    expect(await env.service.deleteFile('rita', info.fileId)).toBe(true);
+    await expect(env.service.getFileInfo('rita', info.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
+    // Deleting it again finds nothing: false, not an error.
+    expect(await env.service.deleteFile('rita', info.fileId)).toBe(false);
+
+    const listed = await env.service.listDeletedFiles('rita');
+    expect(listed).toEqual([
+      expect.objectContaining({ fileId: info.fileId, filename: 'session.wav', size: bytes.length, sha256: sha256(bytes), metadata: { case: '42' } }),
+    ]);
+    const { deletedAt, restorableUntil } = listed[0]!;
+    expect(Date.parse(restorableUntil) - Date.parse(deletedAt)).toBe(7 * DAY);
+    expect(await env.service.listDeletedFiles('Rita')).toEqual([]);
+    await expect(env.service.restoreFile('Rita', info.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
+    expect(await env.service.deleteFile('mallory', info.fileId, { purge: true })).toBe(false);
+
+    const restored = await env.service.restoreFile('rita', info.fileId);
+    expect(restored).toMatchObject({ fileId: info.fileId, status: 'ready', sha256: sha256(bytes), size: bytes.length });
+    const read = await env.service.getFile('rita', info.fileId);
+    expect((await buffer(read.stream)).equals(bytes)).toBe(true);
+    const range = await env.service.getFile('rita', info.fileId, { range: { start: 1_000_000, end: 1_200_000 } });
+    expect((await buffer(range.stream)).equals(bytes.subarray(1_000_000, 1_200_001))).toBe(true);
+    // Restored files are no longer listed; restoring twice is harmless.
+    expect(await env.service.listDeletedFiles('rita')).toEqual([]);
+    expect((await env.service.restoreFile('rita', info.fileId).catch((e: Error) => e))).toBeInstanceOf(StorageFileNotFoundError);
+    await env.service.deleteFile('rita', info.fileId, { purge: true });
+  });
+
+  it('a restored file counts against the quota again: no room, no restore, nothing changed', async () => {
+    const first = await stored('quinn', wav(20_000));
+    expect(await env.service.deleteFile('quinn', first.fileId)).toBe(true);
+    await stored('quinn', wav(20_000), 'b.wav');
+    await stored('quinn', wav(20_000), 'c.wav');
+    await expect(env.service.restoreFile('quinn', first.fileId)).rejects.toBeInstanceOf(StorageQuotaError);
+    await expect(env.service.getFileInfo('quinn', first.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
+    expect((await env.service.listDeletedFiles('quinn')).map((f) => f.fileId)).toEqual([first.fileId]);
+  });
+
+  it('a purge removes every version at once, of a live file or of one already deleted', async () => {
+    const live = await stored('paula', wav(50_000));
+    const deleted = await stored('paula', wav(60_000), 'other.wav');
+    await env.service.deleteFile('paula', deleted.fileId);
+    expect(await versionsOf(deleted.fileId)).not.toEqual([]);
+
+    expect(await env.service.deleteFile('paula', live.fileId, { purge: true })).toBe(true);
+    expect(await env.service.deleteFile('paula', deleted.fileId, { purge: true })).toBe(true);
+    expect(await versionsOf(live.fileId)).toEqual([]);
+    expect(await versionsOf(deleted.fileId)).toEqual([]);
+    expect(await env.service.listDeletedFiles('paula')).toEqual([]);
+    await expect(env.service.restoreFile('paula', deleted.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
+  });
+
+  it('an operator erases files by id with `npm run purge`, whoever owns them, live or deleted', async () => {
+    const live = await stored('olga', wav(20_000));
+    const deleted = await stored('olga', wav(21_000), 'd.wav');
+    await env.service.deleteFile('olga', deleted.fileId);
+    const run = await promisify(execFile)(process.execPath, ['scripts/purge.ts', live.fileId, deleted.fileId], { env: { ...process.env, ...env.env } });
+    expect(run.stdout).toContain(`${live.fileId}: purged (it was ready)`);
+    expect(run.stdout).toContain(`${deleted.fileId}: purged (it was deleted)`);
+    expect(await versionsOf(live.fileId)).toEqual([]);
+    expect(await versionsOf(deleted.fileId)).toEqual([]);
+    expect(await env.service.listDeletedFiles('olga')).toEqual([]);
+    const refused = await promisify(execFile)(process.execPath, ['scripts/purge.ts', '../files/x'], { env: { ...process.env, ...env.env } }).catch((e: { code: number; stderr: string }) => e);
+    expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('file ids are UUIDs') });
+  });
+
+  it('once the window has passed, the sweep purges the file: no version left, no restore', async () => {
+    const info = await stored('wendy', wav(40_000));
+    await env.service.deleteFile('wendy', info.fileId);
+    // A sweep inside the window leaves it alone.
+    await sweep(env.ctx, { now: Date.now() + 6 * DAY });
+    expect(await versionsOf(info.fileId)).not.toEqual([]);
+    const report = await sweep(env.ctx, { now: Date.now() + 7 * DAY + 60_000 });
+    // This file, and any other test's deleted file: the sweep looks a week ahead.
+    expect(report.purged).toBeGreaterThanOrEqual(1);
+    expect(await versionsOf(info.fileId)).toEqual([]);
+    await expect(env.service.restoreFile('wendy', info.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
+  });
+
+  it('refuses to restore a recording that is not the one its manifest describes', async () => {
+    const a = await stored('sam', wav(30_000));
+    const b = await stored('sam', wav(31_000), 'b.wav');
+    await env.service.deleteFile('sam', a.fileId);
+    // Someone with write access to the bucket puts another recording's bytes over the deleted one.
+    const { CopyObjectCommand } = await import('@aws-sdk/client-s3');
+    await env.admin.send(new CopyObjectCommand({ Bucket: env.config.bucket, Key: `files/${a.fileId}`, CopySource: `${env.config.bucket}/files/${b.fileId}` }));
+    await expect(env.service.restoreFile('sam', a.fileId)).rejects.toBeInstanceOf(StorageMetadataError);
+  });
+
+  it('with a window of 0, a delete is final and nothing is listed', async () => {
+    const config = parseConfig({ ...env.env, STORAGE_RECOVERY_WINDOW_DAYS: '0' });
+    const service = new StorageService(createStorageContext(config));
+    const info = await service.storeFile('zoe', Readable.from([wav(10_000)]), { filename: 'z.wav', contentType: 'audio/wav', size: 10_000 });
+    expect(await service.deleteFile('zoe', info.fileId)).toBe(true);
+    expect(await service.listDeletedFiles('zoe')).toEqual([]);
+    await expect(service.restoreFile('zoe', info.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
+  });
+});
