@@ -59,6 +59,19 @@ const QUOTAS = [
   's3:ListBucket audio-files prefix keys/*',
 ];
 
+/**
+ * The recovery window (lib/storage/recovery.ts): the deleted files' entries, listed by prefix; a
+ * purge lists the versions of a file's keys and removes each (DeleteObjectVersion).
+ */
+const DELETED = 'audio-files/deleted/*';
+const FIND_DELETED = 's3:ListBucket audio-files prefix deleted/*';
+const PURGE = [
+  ...['files', 'manifests', 'pending', 'deleted'].map((p) => `s3:ListBucketVersions audio-files prefix ${p}/*`),
+  ...['files', 'manifests', 'pending', 'deleted'].map((p) => `s3:DeleteObjectVersion audio-files/${p}/*`),
+];
+/** The owner tag names an owner's entries; its key may be created by the first caller (owner-tags.ts). */
+const OWNER_TAG_KEY = ['s3:GetObject audio-files/keys/owner-tags.json', 's3:PutObject audio-files/keys/owner-tags.json', 's3:ListBucket audio-files prefix keys/*'];
+
 /** ManifestStore.read (lib/storage/manifest.ts), every call's ownership check: 404 for an unknown fileId needs the listing of its key. */
 const READ_MANIFEST = [`s3:GetObject ${MANIFESTS}`, 's3:ListBucket audio-files prefix manifests/*'];
 
@@ -142,6 +155,32 @@ const GRANTS: Record<string, string[]> = {
     `s3:PutObject ${PENDING}`,
     `s3:DeleteObject ${PENDING}`,
     `s3:PutObject ${USAGE_CHANGES}`,
+    // A ready file's entry written before it goes; a purge reads it (HEAD) and removes every version.
+    `s3:PutObject ${DELETED}`,
+    `s3:GetObject ${DELETED}`,
+    FIND_DELETED,
+    ...PURGE,
+  ],
+  // recovery.ts listDeleted: the owner's entries, then each one's last manifest version (and the current one, for a file restored meanwhile).
+  ListDeletedFiles: [
+    ...run('ListDeletedFiles'), ...CALLER, ...KEYS, MAKE_KEYS, ...OWNER_TAG_KEY, ...READ_MANIFEST,
+    FIND_DELETED,
+    `s3:GetObjectVersion ${MANIFESTS}`,
+    's3:ListBucketVersions audio-files prefix manifests/*',
+  ],
+  // restoreFile: the entry (HEAD), the current and the last manifest version, the recording's last
+  // version (HEAD, its seal id), the delete markers of both and the entry removed; quota as a commit,
+  // the delete's unfolded usage change withdrawn and the file added again.
+  RestoreFile: [
+    ...run('RestoreFile'), ...CALLER, ...KEYS, MAKE_KEYS, ...QUOTAS, ...READ_MANIFEST,
+    `s3:GetObject ${DELETED}`,
+    FIND_DELETED,
+    `s3:GetObjectVersion ${MANIFESTS}`,
+    `s3:GetObjectVersion ${FILES}`,
+    ...['files', 'manifests', 'deleted'].map((p) => `s3:ListBucketVersions audio-files prefix ${p}/*`),
+    ...['files', 'manifests', 'deleted'].map((p) => `s3:DeleteObjectVersion audio-files/${p}/*`),
+    `s3:PutObject ${USAGE_CHANGES}`,
+    `s3:DeleteObject ${USAGE_CHANGES}`,
   ],
   // processFile, and a dead letter when it gives up (also the function's on-failure destination).
   ProcessUpload: [...run('ProcessUpload'), ...KEYS, MAKE_KEYS, ...QUOTAS, ...PROCESS_FILE, `sqs:SendMessage ${DEAD_LETTERS}`],
@@ -164,6 +203,9 @@ const GRANTS: Record<string, string[]> = {
     's3:DeleteObject audio-files/usage/files/*',
     's3:GetObject audio-files/usage/totals.json',
     's3:PutObject audio-files/usage/totals.json',
+    // recovery.ts expireDeleted: entries past the window listed, each file's versions purged.
+    FIND_DELETED,
+    ...PURGE,
     `sqs:SendMessage ${DEAD_LETTERS}`,
   ],
   // redrive.ts: processFile again for each letter's uploads, the letter received and then deleted;

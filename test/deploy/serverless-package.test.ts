@@ -19,7 +19,7 @@ import { apiEvent } from '../support/lambda-events.ts';
  */
 
 const root = resolve(import.meta.dirname, '..', '..');
-const FUNCTIONS = ['CreateUpload', 'PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request', 'GetFileInfo', 'GetFileSize', 'GetFile', 'CreatePlaybackLink', 'DeleteFile', 'ProcessUpload', 'Sweep', 'Redrive'];
+const FUNCTIONS = ['CreateUpload', 'PresignParts', 'ListParts', 'CompleteUpload', 'SignS3Request', 'GetFileInfo', 'GetFileSize', 'GetFile', 'CreatePlaybackLink', 'DeleteFile', 'ListDeletedFiles', 'RestoreFile', 'ProcessUpload', 'Sweep', 'Redrive'];
 let template: any;
 const KEK = randomBytes(32).toString('base64');
 
@@ -72,6 +72,7 @@ describe('npm run package', () => {
       .sort();
     expect(routes).toEqual([
       'DELETE /files/{fileId}',
+      'GET /deleted-files',
       'GET /files/{fileId}',
       'GET /files/{fileId}/content',
       'GET /files/{fileId}/parts',
@@ -80,11 +81,21 @@ describe('npm run package', () => {
       'POST /files/{fileId}/complete',
       'POST /files/{fileId}/links',
       'POST /files/{fileId}/parts',
+      'POST /files/{fileId}/restore',
       'POST /files/{fileId}/s3-requests',
     ]);
   });
 
   // Each function's role, grant by grant: function-roles.test.ts.
+
+  it('versions the final bucket with the recovery window: noncurrent versions expire after it (7 days by default)', () => {
+    const bucket = resources().FilesBucket!.Properties;
+    expect(bucket.VersioningConfiguration.Status).toEqual({ 'Fn::If': ['HasRecoveryWindow', 'Enabled', 'Suspended'] });
+    const [condition, rules] = bucket.LifecycleConfiguration['Fn::If'];
+    expect(condition).toBe('HasRecoveryWindow');
+    expect(rules.Rules).toEqual([expect.objectContaining({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: '7' }, ExpiredObjectDeleteMarker: true })]);
+    expect(template.Conditions.HasRecoveryWindow).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['7', '0'] }] });
+  });
 
   it('sends what process-upload fails to handle to an SQS dead-letter queue, after two retries', () => {
     const [queueId, queue] = Object.entries(resources()).find(([, r]) => r.Type === 'AWS::SQS::Queue')!;

@@ -38,8 +38,10 @@ describe('DELETE /files/{fileId}', () => {
     expect(reply.status).toBe(204);
     expect(reply.bytes.length).toBe(0);
     const everything = [...(await env.keys(env.config.bucket)), ...(await env.keys(env.config.incomingBucket))];
-    // Only its usage changes (added, removed) remain, until the sweep folds them (test/lib/storage/usage-ledger.test.ts).
-    expect(everything.filter((k) => k.includes(fileId) && !k.startsWith('usage/changes/'))).toEqual([]);
+    // Only its usage changes (added, removed) remain, until the sweep folds them (test/lib/storage/usage-ledger.test.ts),
+    // and the entry that keeps it restorable for the recovery window (test/functions/restore-file.test.ts).
+    expect(everything.filter((k) => k.includes(fileId) && !k.startsWith('usage/changes/') && !k.startsWith('deleted/'))).toEqual([]);
+    expect(everything.filter((k) => k.startsWith('deleted/') && k.endsWith(`/${fileId}`))).toHaveLength(1);
     expect(everything.filter((k) => k.startsWith('usage/changes/') && k.includes(fileId))).toEqual([`usage/changes/${fileId}.add`, `usage/changes/${fileId}.remove`]);
     for (const after of await everyCall(fileId)) {
       expect(after.status).toBe(404);
