@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
+  FileIdInUseError,
   RangeNotSatisfiableError,
   StorageFileNotFoundError,
   StorageFileSizeError,
@@ -10,7 +11,8 @@ import {
   ValidationError,
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
-import { requireSecrets } from '../config.ts';
+import { ConfigError, requireSecrets } from '../config.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import { logger } from '../observability/logger.ts';
 import { measured, recordBytesRead, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
@@ -69,11 +71,23 @@ export interface CreatedUpload {
 }
 
 export interface StoreFileInput {
+  /**
+   * The caller's id for the file: a UUID (lowercase, as `crypto.randomUUID()` makes it), never a
+   * path. One already in use, by any file of any owner, is refused with `FileIdInUseError` and
+   * that file is left as it is. A new one is made when omitted.
+   */
+  fileId?: string;
   filename: string;
   contentType: string;
   size: number;
   sha256?: string;
   metadata?: Record<string, string>;
+  /**
+   * Whether to encrypt at rest; by default what the deployment does (`STORAGE_ENCRYPTION_ENABLED`).
+   * It may state that, not overrule it: `true` where encryption is not configured is a
+   * configuration error, and `false` where it is on is refused (no plaintext at rest).
+   */
+  encrypt?: boolean;
 }
 
 export interface FileContent {
@@ -131,7 +145,8 @@ export class StorageService {
       try {
         // Marker first: a manifest never exists without one, so the sweep can expire it if no upload comes.
         await this.#ctx.pending.add(fileId);
-        await manifests.create(manifest);
+        // A server-made UUID is new: an id in use here would be a broken random source, never to be written over.
+        if ((await manifests.create(manifest)) === undefined) throw new FileIdInUseError('fileId is already in use.', { operation: 'createUpload', fileId });
       } catch (error) {
         await this.#releaseQuota(owner, fileId, 'createUpload');
         throw error;
@@ -154,14 +169,30 @@ export class StorageService {
   }
 
   /**
-   * Stores a recording a backend already holds, through the same checks and encryption as
-   * an uploaded one. A content problem throws `ValidationError` and leaves nothing behind.
+   * Stores a recording a backend already holds, through the same checks (and encryption, where
+   * the deployment encrypts) as an uploaded one. A content problem throws `ValidationError`; it,
+   * and every refusal below, leaves nothing of this call behind.
+   *
+   * A caller's `fileId` is taken by two conditional writes, never by a read: its pending marker
+   * (pending-index.ts `claim`: refused while another file of that id is unsettled, or deleted with
+   * leftovers the sweep has still to remove), then its manifest (`ManifestStore.create`, refused
+   * while any manifest of that id exists). Of two calls with one id, exactly one wins both; the
+   * other, and a call naming an existing file, get `FileIdInUseError` having written nothing of
+   * the other file's, and removing nothing but the marker they claimed themselves.
    */
   storeFile(owner: string, content: Readable | Uint8Array, input: StoreFileInput): Promise<FileInfo> {
     return measured('storeFile', async () => {
       const { config, manifests, pending } = this.#ctx;
-      const request = parseUploadRequest({ ...input, uploadMethod: 'POST' }, config);
-      const fileId = randomUUID();
+      const { fileId: chosenId, encrypt, ...declared } = input;
+      if (chosenId !== undefined && (typeof chosenId !== 'string' || !isFileId(chosenId))) {
+        throw new ValidationError('fileId must be a UUID in lowercase (as crypto.randomUUID() makes it); nothing was stored.', {
+          operation: 'storeFile',
+          details: { fileId: String(chosenId).slice(0, 64) },
+        });
+      }
+      const request = parseUploadRequest({ ...declared, uploadMethod: 'POST' }, config);
+      const fileId = chosenId ?? randomUUID();
+      const keyring = this.#keyringToStore(encrypt, chosenId);
       // Sealed in this call, so it starts as processing with its one attempt under way, under a
       // lease renewed while the caller's stream flows (a slow one must not look like a dead run).
       const manifest: Manifest = {
@@ -169,11 +200,31 @@ export class StorageService {
         attempts: 1,
         leaseUntil: Lease.until(config.processing.leaseSeconds),
       };
-      const removeObject = () => removeStoredObject(this.#ctx, fileId, 'storeFile');
+      const inUse = () =>
+        new FileIdInUseError('fileId is already in use by another file; nothing was stored, and that file is left as it is.', {
+          operation: 'storeFile',
+          fileId,
+        });
+      if (!(await pending.claim(fileId))) throw inUse();
+      let etag: string | undefined;
+      try {
+        etag = await manifests.create(manifest);
+      } finally {
+        if (etag === undefined) await pending.remove(fileId).catch(() => undefined);
+      }
+      if (etag === undefined) throw inUse();
+      // The owner's room, once the id is ours (a reservation made before could be another
+      // file's entry of the same id, and giving it back would take that file's room away).
       const reservedUntil = Date.now() + (config.uploadUrlTtlSeconds + config.sweep.uploadGraceSeconds) * 1000;
-      await this.#quotas.reserve(owner, fileId, request.size, reservedUntil, 'storeFile');
-      await pending.add(fileId);
-      const lease = new Lease(manifests, { manifest, etag: await manifests.create(manifest) }, config.processing.leaseSeconds);
+      try {
+        await this.#quotas.reserve(owner, fileId, request.size, reservedUntil, 'storeFile');
+      } catch (error) {
+        await manifests.delete(fileId).catch(() => undefined);
+        await pending.remove(fileId).catch(() => undefined);
+        throw error;
+      }
+      const removeObject = () => removeStoredObject(this.#ctx, fileId, 'storeFile');
+      const lease = new Lease(manifests, { manifest, etag }, config.processing.leaseSeconds);
       let sealed;
       try {
         sealed = await sealRecording({
@@ -185,16 +236,17 @@ export class StorageService {
           expectedSize: request.size,
           maxSize: config.maxFileSize,
           declaredSha256: request.sha256,
-          keyring: this.#ctx.keyring,
+          keyring,
           signal: lease.signal,
         });
       } catch (error) {
         await lease.stop();
+        // Deleted meanwhile: what this call wrote goes first, while the delete's marker still keeps the id from being taken again.
+        if (lease.signal.aborted) await removeObject().catch(() => undefined);
         await manifests.delete(fileId).catch(() => undefined);
         await pending.remove(fileId).catch(() => undefined);
         await this.#releaseQuota(owner, fileId, 'storeFile');
         if (lease.signal.aborted) {
-          await removeObject().catch(() => undefined);
           throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
         }
         if (error instanceof UploadRejection) {
@@ -353,6 +405,29 @@ export class StorageService {
       await this.#releaseQuota(owner, fileId, 'deleteFile');
       await removeObjects();
     });
+  }
+
+  /**
+   * The keys a storeFile seals with: `encrypt` may state what the deployment does, never overrule
+   * it (README, "Library API"). Undefined stores in the clear. Asked before anything is written.
+   */
+  #keyringToStore(encrypt: unknown, chosenId: string | undefined): Keyring | undefined {
+    const context = { operation: 'storeFile', fileId: chosenId };
+    if (encrypt !== undefined && typeof encrypt !== 'boolean') throw new ValidationError('encrypt must be true or false.', context);
+    const enabled = this.#ctx.config.encryption.enabled;
+    if (encrypt === true && !enabled) {
+      throw new ConfigError(
+        'Invalid storage configuration:\n  STORAGE_ENCRYPTION_ENABLED: is false, so storeFile cannot encrypt (encrypt: true; nothing was stored): set it to true, with STORAGE_ENCRYPTION_KEYS or STORAGE_ENCRYPTION_KMS_KEY_ID',
+      );
+    }
+    if (encrypt === false && enabled) {
+      throw new ValidationError(
+        'This deployment stores no recording in the clear (STORAGE_ENCRYPTION_ENABLED is true): encrypt: false is refused, and nothing was stored.',
+        context,
+      );
+    }
+    // Where encryption is on and no keys are configured, this is the configuration error.
+    return this.#ctx.keyring;
   }
 
   /** Gives a file's room back. A failure is logged, not the caller's: the entry counts until an audit drops it (owner-quotas.ts). */
