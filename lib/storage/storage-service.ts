@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import {
   FileIdInUseError,
   RangeNotSatisfiableError,
+  StorageFileCorruptedError,
   StorageFileNotFoundError,
   StorageFileSizeError,
   StorageFileNotReadyError,
@@ -12,6 +14,7 @@ import {
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
 import { ConfigError, requireSecrets } from '../config.ts';
+import { decodeEncryptionMetadata } from '../crypto/frame-format.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { logger } from '../observability/logger.ts';
 import { measured, recordBytesRead, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
@@ -21,10 +24,12 @@ import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
 import { MultipartUploads, partLayout, type PartLayout, type S3RequestToSign } from '../upload/multipart-upload.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
+import { backend } from './backend-errors.ts';
 import { abortUpload, removeStoredObject, removeUpload } from './file-objects.ts';
 import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from './manifest.ts';
-import { incomingKey, isFileId } from './object-layout.ts';
-import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { finalKey, incomingKey, isFileId } from './object-layout.ts';
+import { assertSameSeal, openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { describeStoredObject, openSealedExport, type SealedExport } from './sealed-export.ts';
 import { OwnerQuotas } from './owner-quotas.ts';
 import { UsageLedger } from './usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
@@ -96,6 +101,25 @@ export interface FileContent {
   /** The plaintext range served, when a range was asked for. */
   range: (ByteRange & { total: number }) | undefined;
   contentLength: number;
+}
+
+/** `getFile(…, { decrypt: false })`: the stored object as it is, and what opening it later takes besides the keys. */
+export interface SealedFileContent {
+  info: FileInfo;
+  /** The stored bytes, whole: sealed frames for an encrypted file, the plaintext for one stored in the clear. */
+  stream: Readable;
+  /** What `openSealedExport` needs with the keys; never the data key itself (lib/storage/sealed-export.ts). */
+  sealed: SealedExport;
+  range: undefined;
+  /** Bytes of the stream (`sealed.storedSize`). */
+  contentLength: number;
+}
+
+export interface GetFileOptions {
+  range?: RangeRequest | readonly RangeRequest[];
+  maxLength?: number;
+  /** `false`: the stored bytes, sealed, with their description (`SealedFileContent`); whole files only. Default `true`. */
+  decrypt?: boolean;
 }
 
 export interface PlaybackLink {
@@ -293,13 +317,26 @@ export class StorageService {
   }
 
   /**
-   * The plaintext as a stream, whole or for a byte range. A whole read fails its stream with
-   * `StorageFileCorruptedError` at the end if the SHA-256 differs. Several ranges are served as
-   * the one range that covers them, and `maxLength` shortens a range from its end: the range
-   * served (`content.range`) is what the caller must announce.
+   * The plaintext as a stream, whole or for a byte range, with the file's info (metadata
+   * included). A whole read fails its stream with `StorageFileCorruptedError` at the end if the
+   * SHA-256 differs. Several ranges are served as the one range that covers them, and
+   * `maxLength` shortens a range from its end: the range served (`content.range`) is what the
+   * caller must announce.
+   *
+   * `decrypt: false` returns the stored object instead, whole and as it is in the bucket, with
+   * `sealed`, what `openSealedExport` needs besides the keys to open it later (see
+   * lib/storage/sealed-export.ts). A range is refused then (`ValidationError`): an export is
+   * opened whole, its SHA-256 checked; parts of a file are read decrypted.
    */
-  getFile(owner: string, fileId: string, options: { range?: RangeRequest | readonly RangeRequest[]; maxLength?: number } = {}): Promise<FileContent> {
+  getFile(owner: string, fileId: string, options?: GetFileOptions & { decrypt?: true }): Promise<FileContent>;
+  getFile(owner: string, fileId: string, options: GetFileOptions & { decrypt: false }): Promise<SealedFileContent>;
+  getFile(owner: string, fileId: string, options?: GetFileOptions): Promise<FileContent | SealedFileContent>;
+  getFile(owner: string, fileId: string, options: GetFileOptions = {}): Promise<FileContent | SealedFileContent> {
     return measured('getFile', async () => {
+      if (options.decrypt !== undefined && typeof options.decrypt !== 'boolean') {
+        throw new ValidationError('decrypt must be true or false.', { operation: 'getFile' });
+      }
+      if (options.decrypt === false) return this.#exportStored(owner, fileId, options);
       const specs = options.range === undefined ? undefined : ([] as RangeRequest[]).concat(options.range);
       const single = specs?.length === 1 ? bounded(specs[0]!, options.maxLength) : undefined;
       const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
@@ -375,6 +412,16 @@ export class StorageService {
     });
   }
 
+  /**
+   * Opens an export of `getFile(…, { decrypt: false })` with this deployment's keys: the
+   * plaintext, every frame authenticated and the SHA-256 checked (`StorageFileCorruptedError`
+   * otherwise). Needs nothing of the file in storage: it may be long deleted. Elsewhere, with a
+   * `Keyring` of the same keys, `openSealedExport` of lib/storage/sealed-export.ts does the same.
+   */
+  openSealedExport(sealed: SealedExport, stored: Readable | Uint8Array): Promise<Readable> {
+    return openSealedExport(sealed, stored, sealed?.encrypted === true ? this.#ctx.keyring : undefined);
+  }
+
   /** Removes the stored object, any pending upload and the manifest; afterwards the file is not found. */
   deleteFile(owner: string, fileId: string): Promise<void> {
     return measured('deleteFile', async () => {
@@ -405,6 +452,47 @@ export class StorageService {
       await this.#releaseQuota(owner, fileId, 'deleteFile');
       await removeObjects();
     });
+  }
+
+  /** The stored object of a ready file, whole and as it is, with its description (getFile's `decrypt: false`). */
+  async #exportStored(owner: string, fileId: string, options: GetFileOptions): Promise<SealedFileContent> {
+    if (options.range !== undefined) {
+      throw new ValidationError('decrypt: false exports the whole stored file; read ranges decrypted (decrypt: true).', {
+        operation: 'getFile',
+        ...(isFileId(fileId) && { fileId }),
+      });
+    }
+    const manifest = await this.#readyManifest(owner, fileId, 'getFile');
+    const { stored } = manifest;
+    if (options.maxLength !== undefined && stored.storedSize > options.maxLength) {
+      throw new StorageFileSizeError(`The stored file is ${stored.storedSize} bytes; at most ${options.maxLength} were asked for.`, {
+        operation: 'getFile',
+        fileId,
+        details: { contentLength: stored.storedSize, maxBytes: options.maxLength },
+      });
+    }
+    const out = await backend('getFile', fileId, () =>
+      this.#ctx.s3.internal.send(new GetObjectCommand({ Bucket: this.#ctx.config.bucket, Key: finalKey(fileId) })),
+    );
+    const body = out.Body as Readable;
+    assertSameSeal(out, stored, body, fileId);
+    let sealed: SealedExport;
+    try {
+      if (out.ContentLength !== undefined && out.ContentLength !== stored.storedSize) {
+        throw new StorageFileCorruptedError('Stored object is not of the size its manifest records.', { operation: 'getFile', fileId });
+      }
+      const encryption = stored.encrypted ? decodeEncryptionMetadata(out.Metadata ?? {}, fileId) : undefined;
+      if (encryption !== undefined && encryption.frameSize !== stored.frameSize) {
+        throw new StorageFileCorruptedError('Stored object and manifest disagree on the frame size.', { operation: 'getFile', fileId });
+      }
+      sealed = describeStoredObject(fileId, stored, encryption);
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+    body.once('error', (error) => recordLateFailure('getFile', error));
+    recordBytesRead('getFile', stored.storedSize);
+    return { info: toFileInfo(manifest), stream: body, sealed, range: undefined, contentLength: stored.storedSize };
   }
 
   /**

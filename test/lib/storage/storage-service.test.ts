@@ -1,15 +1,18 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../../lib/config.ts';
+import { Keyring, type KeyEncryptionKey } from '../../../lib/crypto/keyring.ts';
 import {
   FileIdInUseError,
   StorageFileCorruptedError,
   StorageFileNotFoundError,
+  StorageMetadataError,
   ValidationError,
 } from '../../../lib/errors/catalogue.ts';
+import { openSealedExport, type SealedExport } from '../../../lib/storage/sealed-export.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/storage/storage-service.ts';
 import { finalKey } from '../../../lib/storage/object-layout.ts';
@@ -274,5 +277,89 @@ describe('storeFile with a caller\'s fileId, metadata and encrypt (the storage g
     const ranged = await clear.getFile('guide', fileId, { range: { start: 65_000, end: 140_000 } });
     expect((await buffer(ranged.stream)).equals(bytes.subarray(65_000, 140_001))).toBe(true);
     expect((await buffer((await clear.getFile('guide', fileId, { range: { suffix: 99 } })).stream)).equals(bytes.subarray(-99))).toBe(true);
+  });
+});
+
+describe('getFile with decrypt: false, and opening the export later with the keys', () => {
+  const declared = (bytes: Buffer) => ({ filename: 'call.wav', contentType: 'audio/wav', size: bytes.length, metadata: { case: 'c-7' } });
+
+  it('exports the sealed bytes as stored with what opens them; deleted from storage, the export opens byte-identical', async () => {
+    const bytes = wav(5 * 65_536 + 1234);
+    const { fileId } = await env.service.storeFile('archivist', bytes, declared(bytes));
+    const exported = await env.service.getFile('archivist', fileId, { decrypt: false });
+    const sealedBytes = await buffer(exported.stream);
+    const stored = await env.admin.send(new GetObjectCommand({ Bucket: env.config.bucket, Key: finalKey(fileId) }));
+    expect(sealedBytes.equals(Buffer.from(await stored.Body!.transformToByteArray()))).toBe(true);
+    expect(sealedBytes.includes(bytes.subarray(1000, 1064))).toBe(false);
+    expect(exported.contentLength).toBe(sealedBytes.length);
+    expect(exported.info).toMatchObject({ fileId, metadata: { case: 'c-7' }, size: bytes.length, sha256: sha256(bytes) });
+    expect(exported.range).toBeUndefined();
+    expect(exported.sealed).toEqual({
+      encrypted: true,
+      version: 1,
+      kekId: 'k1',
+      wrappedKey: stored.Metadata!['enc-key'],
+      noncePrefix: stored.Metadata!['enc-nonce'],
+      frameSize: 65_536,
+      fileId,
+      size: bytes.length,
+      sha256: sha256(bytes),
+      storedSize: sealedBytes.length,
+    });
+    // The wrapped key only: 40 bytes of AES key wrap, never the 32-byte data key.
+    expect(Buffer.from((exported.sealed as { wrappedKey: string }).wrappedKey, 'base64url')).toHaveLength(40);
+
+    // Kept as JSON beside the bytes, the file deleted from storage, opened later.
+    const kept = JSON.parse(JSON.stringify(exported.sealed)) as SealedExport;
+    await env.service.deleteFile('archivist', fileId);
+    expect((await env.keys(env.config.bucket)).filter((k) => k.includes(fileId) && !k.startsWith('usage/'))).toEqual([]);
+    expect((await buffer(await env.service.openSealedExport(kept, sealedBytes))).equals(bytes)).toBe(true);
+    // Elsewhere, with nothing but a Keyring of the same keys.
+    const { keys, activeKeyId } = env.config.encryption as { keys: KeyEncryptionKey[]; activeKeyId: string };
+    const opened = await openSealedExport(kept, Readable.from([sealedBytes.subarray(0, 70_000), sealedBytes.subarray(70_000)]), new Keyring(keys, activeKeyId));
+    expect((await buffer(opened)).equals(bytes)).toBe(true);
+
+    // A flipped byte anywhere in the export, or a description changed, never yields bytes.
+    for (const at of [0, 65_536 + 3, sealedBytes.length - 1]) {
+      const flipped = Buffer.from(sealedBytes);
+      flipped[at]! ^= 0x01;
+      await expect(buffer(await env.service.openSealedExport(kept, flipped))).rejects.toBeInstanceOf(StorageFileCorruptedError);
+    }
+    await expect(buffer(await env.service.openSealedExport(kept, sealedBytes.subarray(0, 65_536 + 16)))).rejects.toBeInstanceOf(StorageFileCorruptedError);
+    const changed: Partial<Record<keyof SealedExport, unknown>>[] = [{ fileId: randomUUID() }, { size: bytes.length - 1 }, { sha256: sha256(wav(100)) }];
+    for (const change of changed) {
+      await expect(buffer(await env.service.openSealedExport({ ...kept, ...change } as SealedExport, sealedBytes))).rejects.toBeInstanceOf(StorageFileCorruptedError);
+    }
+    const wrapped = Buffer.from((kept as { wrappedKey: string }).wrappedKey, 'base64url');
+    wrapped[5]! ^= 0x01;
+    await expect(env.service.openSealedExport({ ...kept, wrappedKey: wrapped.toString('base64url') } as SealedExport, sealedBytes)).rejects.toBeInstanceOf(StorageFileCorruptedError);
+    // Without the keys, or with others of the same id, it does not open.
+    await expect(openSealedExport(kept, sealedBytes)).rejects.toThrow(/no encryption keys/);
+    await expect(openSealedExport(kept, sealedBytes, new Keyring([{ id: 'k1', key: randomBytes(32) }], 'k1'))).rejects.toBeInstanceOf(StorageFileCorruptedError);
+    await expect(openSealedExport({ ...kept, noncePrefix: 'x' } as SealedExport, sealedBytes, new Keyring(keys, activeKeyId))).rejects.toBeInstanceOf(StorageMetadataError);
+  });
+
+  it('refuses a range with decrypt: false (an export is opened whole), and still serves ranges decrypted', async () => {
+    const bytes = wav(10_000);
+    const { fileId } = await env.service.storeFile('archivist', bytes, declared(bytes));
+    await expect(env.service.getFile('archivist', fileId, { decrypt: false, range: { start: 0, end: 99 } })).rejects.toBeInstanceOf(ValidationError);
+    await expect(env.service.getFile('archivist', fileId, { decrypt: 'no' as unknown as boolean })).rejects.toBeInstanceOf(ValidationError);
+    await expect(env.service.getFile('someone-else', fileId, { decrypt: false })).rejects.toBeInstanceOf(StorageFileNotFoundError);
+    const ranged = await env.service.getFile('archivist', fileId, { decrypt: true, range: { start: 0, end: 99 } });
+    expect((await buffer(ranged.stream)).equals(bytes.subarray(0, 100))).toBe(true);
+  });
+
+  it('a file stored in the clear exports its plain bytes, described as not encrypted, and opening checks them', async () => {
+    const clear = new StorageService(createStorageContext(parseConfig({ ...env.env, STORAGE_ENCRYPTION_ENABLED: 'false', STORAGE_ENCRYPTION_KEYS: '' })));
+    const bytes = wav(30_000);
+    const { fileId } = await clear.storeFile('archivist', bytes, declared(bytes));
+    const exported = await clear.getFile('archivist', fileId, { decrypt: false });
+    const plain = await buffer(exported.stream);
+    expect(plain.equals(bytes)).toBe(true);
+    expect(exported.sealed).toEqual({ encrypted: false, fileId, size: bytes.length, sha256: sha256(bytes), storedSize: bytes.length });
+    expect((await buffer(await openSealedExport(exported.sealed, plain))).equals(bytes)).toBe(true);
+    const flipped = Buffer.from(plain);
+    flipped[20_000]! ^= 0x80;
+    await expect(buffer(await clear.openSealedExport(exported.sealed, flipped))).rejects.toBeInstanceOf(StorageFileCorruptedError);
   });
 });
