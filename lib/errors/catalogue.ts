@@ -118,6 +118,17 @@ export class StorageFileNotReadyError extends StorageError {
   override readonly expose = true;
 }
 
+/**
+ * A caller chose a fileId (the library's `storeFile`) that is already in use: a file of any
+ * owner, in any state, or one deleted while not yet settled whose leftovers the sweep has not
+ * cleared. 409: the request conflicts with what is stored; the existing file is left as it is,
+ * and another id succeeds. Never a write over it, never an adoption of it.
+ */
+export class FileIdInUseError extends StorageError {
+  override readonly status = 409;
+  override readonly expose = true;
+}
+
 /** The file takes no more uploads: it is past awaiting one, or its upload window has closed. */
 export class UploadNotOpenError extends StorageError {
   override readonly status = 409;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Keyring } from '../crypto/keyring.ts';
 import { openManifest, sealManifest, SEALED_MANIFEST_VERSION } from '../crypto/manifest-seal.ts';
 import { StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
-import { backend, isNotFound, isPreconditionFailed, toStorageError } from './backend-errors.ts';
+import { backend, httpStatusOf, isNotFound, isPreconditionFailed, toStorageError } from './backend-errors.ts';
 import { manifestKey } from './object-layout.ts';
 
 /**
@@ -85,6 +85,8 @@ export interface VersionedManifest {
 
 /** Pauses before reading a manifest again that did not parse or authenticate (see `read`). */
 const TORN_READ_RETRY_DELAYS_MS = [50, 250];
+/** Tries of a conditional create that S3 answers 409 (another conditional write of the key under way). */
+const CREATE_TRIES = 4;
 
 export class ManifestStore {
   readonly #s3: S3Client;
@@ -98,9 +100,26 @@ export class ManifestStore {
     this.#keyring = keyring;
   }
 
-  /** Writes a new manifest; fails if one exists for that fileId. */
-  async create(manifest: Manifest): Promise<string> {
-    return this.#put(manifest, { IfNoneMatch: '*' }, 'createManifest');
+  /**
+   * Writes a new manifest only if none exists for that fileId (If-None-Match: *): the one arbiter
+   * of who owns an id, whoever chose it. Returns the ETag, or undefined when one exists already
+   * (then nothing was written).
+   */
+  async create(manifest: Manifest): Promise<string | undefined> {
+    const body = await this.#encode(manifest);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#send(manifest.fileId, body, { IfNoneMatch: '*' })).ETag ?? '';
+      } catch (error) {
+        if (isPreconditionFailed(error)) return undefined;
+        // 409: S3's answer to two conditional writes of one key at once; the next try learns who won.
+        if (httpStatusOf(error) === 409 && attempt < CREATE_TRIES) {
+          await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+          continue;
+        }
+        throw toStorageError(error, 'createManifest', manifest.fileId);
+      }
+    }
   }
 
   /**
@@ -193,19 +212,21 @@ export class ManifestStore {
     operation: string,
     raw = false,
   ): Promise<string> {
-    const keyring = this.#keyring();
-    const body = JSON.stringify(keyring === undefined ? manifest : await sealManifest(manifest, keyring));
-    const send = () =>
-      this.#s3.send(
-        new PutObjectCommand({
-          Bucket: this.#bucket,
-          Key: manifestKey(manifest.fileId),
-          Body: body,
-          ContentType: 'application/json',
-          ...condition,
-        }),
-      );
+    const body = await this.#encode(manifest);
+    const send = () => this.#send(manifest.fileId, body, condition);
     const out = raw ? await send() : await backend(operation, manifest.fileId, send);
     return out.ETag ?? '';
+  }
+
+  /** The manifest as stored: sealed where encryption is on. Its errors (no keys) are not the backend's. */
+  async #encode(manifest: Manifest): Promise<string> {
+    const keyring = this.#keyring();
+    return JSON.stringify(keyring === undefined ? manifest : await sealManifest(manifest, keyring));
+  }
+
+  #send(fileId: string, body: string, condition: { IfMatch?: string; IfNoneMatch?: string }) {
+    return this.#s3.send(
+      new PutObjectCommand({ Bucket: this.#bucket, Key: manifestKey(fileId), Body: body, ContentType: 'application/json', ...condition }),
+    );
   }
 }

@@ -1,9 +1,10 @@
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { backend } from './backend-errors.ts';
+import { backend, httpStatusOf, isPreconditionFailed, toStorageError } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
 import { fileIdFromPendingKey, PENDING_PREFIX, pendingKey } from './object-layout.ts';
 
 const DELETED = 'deleted';
+const CLAIM_TRIES = 4;
 
 export interface PendingMarker {
   fileId: string;
@@ -16,8 +17,9 @@ export interface PendingMarker {
  * recording. An empty object `pending/<fileId>` in the final bucket exists from before a file's
  * manifest is written until the file is settled and nothing of it can still be written:
  *
- * - creating an upload (or storing through the library) writes the marker first, then the
- *   manifest: there is never a manifest in flight without a marker;
+ * - creating an upload writes the marker first, then the manifest: there is never a manifest in
+ *   flight without a marker; storing through the library does the same, but claims the marker
+ *   (`claim`, a conditional write), since its caller may choose the id;
  * - a processing run removes it once the file is ready, rejected or failed and its upload has
  *   been dealt with; the sweep removes it when it expires a file that was never uploaded;
  * - deleting a file that is not settled rewrites the marker instead, so its date says when
@@ -39,6 +41,29 @@ export class PendingIndex {
     await backend('markPending', fileId, () =>
       this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key: pendingKey(fileId), Body: '', ContentLength: 0 })),
     );
+  }
+
+  /**
+   * Writes the marker only if there is none (If-None-Match: *): false when one exists, i.e. the
+   * id belongs to a file not settled yet, or to one deleted before it settled whose leftovers the
+   * sweep has still to remove. How a caller-chosen id (storeFile) is taken without touching
+   * another file's marker.
+   */
+  async claim(fileId: string): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key: pendingKey(fileId), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
+        return true;
+      } catch (error) {
+        if (isPreconditionFailed(error)) return false;
+        // 409: S3's answer to two conditional writes of one key at once; the next try learns who won.
+        if (httpStatusOf(error) === 409 && attempt < CLAIM_TRIES) {
+          await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+          continue;
+        }
+        throw toStorageError(error, 'markPending', fileId);
+      }
+    }
   }
 
   /** Rewrites the marker of a file being deleted before it settled (see above). */

@@ -131,27 +131,29 @@ export async function openPlaintext(
  * file, or an object put in another's place, would otherwise pass every other check but the
  * whole-file hash, which a range read never reaches.
  */
-function assertSameSeal(out: GetObjectCommandOutput, stored: NonNullable<Manifest['stored']>, body: Readable, fileId: string): void {
+export function assertSameSeal(out: GetObjectCommandOutput, stored: NonNullable<Manifest['stored']>, body: Readable, fileId: string): void {
   if (stored.sealId === undefined || out.Metadata?.[SEAL_ID_METADATA] === stored.sealId) return;
   body.destroy();
   throw new StorageFileCorruptedError('Stored object is not the one its manifest describes.', { operation: 'getFile', fileId });
 }
 
 /** Streams joined so that an error anywhere destroys them all and surfaces on the last. */
-function chain(...streams: [Readable, ...NodeJS.ReadWriteStream[]]): Readable {
+export function chain(...streams: [Readable, ...NodeJS.ReadWriteStream[]]): Readable {
   return pipeline(streams as NodeJS.ReadWriteStream[], () => undefined) as unknown as Readable;
 }
 
 /** Passes bytes through and fails at the end if their SHA-256 is not the recorded one. */
-class Sha256Verifier extends Transform {
+export class Sha256Verifier extends Transform {
   readonly #hash = createHash('sha256');
   readonly #expected: string;
   readonly #fileId: string;
+  readonly #operation: string;
 
-  constructor(expected: string, fileId: string) {
+  constructor(expected: string, fileId: string, operation = 'getFile') {
     super();
     this.#expected = expected;
     this.#fileId = fileId;
+    this.#operation = operation;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -165,7 +167,7 @@ class Sha256Verifier extends Transform {
       actual === this.#expected
         ? null
         : new StorageFileCorruptedError('Stored file does not match its recorded SHA-256.', {
-            operation: 'getFile',
+            operation: this.#operation,
             fileId: this.#fileId,
           }),
     );

@@ -60,7 +60,7 @@ export const windowEnd = (ctx: StorageContext, deletedAt: Date) => new Date(dele
 /** Written before a ready file's objects are deleted: a delete cut short still leaves the file restorable. */
 export async function recordDeletion(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<void> {
   const Key = deletedKey(await ownerTag(ctx, owner), fileId);
-  await backend(operation, fileId, () => ctx.s3.internal.send(new PutObjectCommand({ Bucket: ctx.config.bucket, Key, Body: '' })));
+  await backend(operation, fileId, () => ctx.s3.internal.send(new PutObjectCommand({ Bucket: ctx.config.bucket, Key, Body: '', ContentLength: 0 })));
 }
 
 /** The owner's deleted files still inside the window, newest deletion first. */

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import {
+  FileIdInUseError,
   RangeNotSatisfiableError,
+  StorageFileCorruptedError,
   StorageFileNotFoundError,
   StorageFileSizeError,
   StorageFileNotReadyError,
@@ -10,7 +13,9 @@ import {
   ValidationError,
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
-import { requireSecrets } from '../config.ts';
+import { ConfigError, requireSecrets } from '../config.ts';
+import { decodeEncryptionMetadata } from '../crypto/frame-format.ts';
+import type { Keyring } from '../crypto/keyring.ts';
 import { logger } from '../observability/logger.ts';
 import { measured, recordBytesRead, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
@@ -19,10 +24,12 @@ import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
 import { MultipartUploads, partLayout, type PartLayout, type S3RequestToSign } from '../upload/multipart-upload.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
+import { backend } from './backend-errors.ts';
 import { abortUpload, removeStoredObject, removeUpload } from './file-objects.ts';
 import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from './manifest.ts';
-import { incomingKey, isFileId } from './object-layout.ts';
-import { openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { finalKey, incomingKey, isFileId } from './object-layout.ts';
+import { assertSameSeal, openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { describeStoredObject, openSealedExport, type SealedExport } from './sealed-export.ts';
 import { OwnerQuotas } from './owner-quotas.ts';
 import { deletedEntry, forgetDeletion, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undelete } from './recovery.ts';
 import { UsageLedger } from './usage-ledger.ts';
@@ -73,11 +80,23 @@ export interface CreatedUpload {
 }
 
 export interface StoreFileInput {
+  /**
+   * The caller's id for the file: a UUID (lowercase, as `crypto.randomUUID()` makes it), never a
+   * path. One already in use, by any file of any owner, is refused with `FileIdInUseError` and
+   * that file is left as it is. A new one is made when omitted.
+   */
+  fileId?: string;
   filename: string;
   contentType: string;
   size: number;
   sha256?: string;
   metadata?: Record<string, string>;
+  /**
+   * Whether to encrypt at rest; by default what the deployment does (`STORAGE_ENCRYPTION_ENABLED`).
+   * It may state that, not overrule it: `true` where encryption is not configured is a
+   * configuration error, and `false` where it is on is refused (no plaintext at rest).
+   */
+  encrypt?: boolean;
 }
 
 export interface FileContent {
@@ -86,6 +105,25 @@ export interface FileContent {
   /** The plaintext range served, when a range was asked for. */
   range: (ByteRange & { total: number }) | undefined;
   contentLength: number;
+}
+
+/** `getFile(…, { decrypt: false })`: the stored object as it is, and what opening it later takes besides the keys. */
+export interface SealedFileContent {
+  info: FileInfo;
+  /** The stored bytes, whole: sealed frames for an encrypted file, the plaintext for one stored in the clear. */
+  stream: Readable;
+  /** What `openSealedExport` needs with the keys; never the data key itself (lib/storage/sealed-export.ts). */
+  sealed: SealedExport;
+  range: undefined;
+  /** Bytes of the stream (`sealed.storedSize`). */
+  contentLength: number;
+}
+
+export interface GetFileOptions {
+  range?: RangeRequest | readonly RangeRequest[];
+  maxLength?: number;
+  /** `false`: the stored bytes, sealed, with their description (`SealedFileContent`); whole files only. Default `true`. */
+  decrypt?: boolean;
 }
 
 export interface PlaybackLink {
@@ -135,7 +173,8 @@ export class StorageService {
       try {
         // Marker first: a manifest never exists without one, so the sweep can expire it if no upload comes.
         await this.#ctx.pending.add(fileId);
-        await manifests.create(manifest);
+        // A server-made UUID is new: an id in use here would be a broken random source, never to be written over.
+        if ((await manifests.create(manifest)) === undefined) throw new FileIdInUseError('fileId is already in use.', { operation: 'createUpload', fileId });
       } catch (error) {
         await this.#releaseQuota(owner, fileId, 'createUpload');
         throw error;
@@ -158,14 +197,30 @@ export class StorageService {
   }
 
   /**
-   * Stores a recording a backend already holds, through the same checks and encryption as
-   * an uploaded one. A content problem throws `ValidationError` and leaves nothing behind.
+   * Stores a recording a backend already holds, through the same checks (and encryption, where
+   * the deployment encrypts) as an uploaded one. A content problem throws `ValidationError`; it,
+   * and every refusal below, leaves nothing of this call behind.
+   *
+   * A caller's `fileId` is taken by two conditional writes, never by a read: its pending marker
+   * (pending-index.ts `claim`: refused while another file of that id is unsettled, or deleted with
+   * leftovers the sweep has still to remove), then its manifest (`ManifestStore.create`, refused
+   * while any manifest of that id exists). Of two calls with one id, exactly one wins both; the
+   * other, and a call naming an existing file, get `FileIdInUseError` having written nothing of
+   * the other file's, and removing nothing but the marker they claimed themselves.
    */
   storeFile(owner: string, content: Readable | Uint8Array, input: StoreFileInput): Promise<FileInfo> {
     return measured('storeFile', async () => {
       const { config, manifests, pending } = this.#ctx;
-      const request = parseUploadRequest({ ...input, uploadMethod: 'POST' }, config);
-      const fileId = randomUUID();
+      const { fileId: chosenId, encrypt, ...declared } = input;
+      if (chosenId !== undefined && (typeof chosenId !== 'string' || !isFileId(chosenId))) {
+        throw new ValidationError('fileId must be a UUID in lowercase (as crypto.randomUUID() makes it); nothing was stored.', {
+          operation: 'storeFile',
+          details: { fileId: String(chosenId).slice(0, 64) },
+        });
+      }
+      const request = parseUploadRequest({ ...declared, uploadMethod: 'POST' }, config);
+      const fileId = chosenId ?? randomUUID();
+      const keyring = this.#keyringToStore(encrypt, chosenId);
       // Sealed in this call, so it starts as processing with its one attempt under way, under a
       // lease renewed while the caller's stream flows (a slow one must not look like a dead run).
       const manifest: Manifest = {
@@ -173,11 +228,33 @@ export class StorageService {
         attempts: 1,
         leaseUntil: Lease.until(config.processing.leaseSeconds),
       };
-      const removeObject = () => removeStoredObject(this.#ctx, fileId, 'storeFile');
+      const inUse = () =>
+        new FileIdInUseError('fileId is already in use by another file; nothing was stored, and that file is left as it is.', {
+          operation: 'storeFile',
+          fileId,
+        });
+      // A deleted file of this owner still restorable keeps its id: restoring it must not find another file there.
+      if (chosenId !== undefined && (await deletedEntry(this.#ctx, owner, fileId, 'storeFile')) !== undefined) throw inUse();
+      if (!(await pending.claim(fileId))) throw inUse();
+      let etag: string | undefined;
+      try {
+        etag = await manifests.create(manifest);
+      } finally {
+        if (etag === undefined) await pending.remove(fileId).catch(() => undefined);
+      }
+      if (etag === undefined) throw inUse();
+      // The owner's room, once the id is ours (a reservation made before could be another
+      // file's entry of the same id, and giving it back would take that file's room away).
       const reservedUntil = Date.now() + (config.uploadUrlTtlSeconds + config.sweep.uploadGraceSeconds) * 1000;
-      await this.#quotas.reserve(owner, fileId, request.size, reservedUntil, 'storeFile');
-      await pending.add(fileId);
-      const lease = new Lease(manifests, { manifest, etag: await manifests.create(manifest) }, config.processing.leaseSeconds);
+      try {
+        await this.#quotas.reserve(owner, fileId, request.size, reservedUntil, 'storeFile');
+      } catch (error) {
+        await manifests.delete(fileId).catch(() => undefined);
+        await pending.remove(fileId).catch(() => undefined);
+        throw error;
+      }
+      const removeObject = () => removeStoredObject(this.#ctx, fileId, 'storeFile');
+      const lease = new Lease(manifests, { manifest, etag }, config.processing.leaseSeconds);
       let sealed;
       try {
         sealed = await sealRecording({
@@ -189,16 +266,17 @@ export class StorageService {
           expectedSize: request.size,
           maxSize: config.maxFileSize,
           declaredSha256: request.sha256,
-          keyring: this.#ctx.keyring,
+          keyring,
           signal: lease.signal,
         });
       } catch (error) {
         await lease.stop();
+        // Deleted meanwhile: what this call wrote goes first, while the delete's marker still keeps the id from being taken again.
+        if (lease.signal.aborted) await removeObject().catch(() => undefined);
         await manifests.delete(fileId).catch(() => undefined);
         await pending.remove(fileId).catch(() => undefined);
         await this.#releaseQuota(owner, fileId, 'storeFile');
         if (lease.signal.aborted) {
-          await removeObject().catch(() => undefined);
           throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
         }
         if (error instanceof UploadRejection) {
@@ -245,13 +323,26 @@ export class StorageService {
   }
 
   /**
-   * The plaintext as a stream, whole or for a byte range. A whole read fails its stream with
-   * `StorageFileCorruptedError` at the end if the SHA-256 differs. Several ranges are served as
-   * the one range that covers them, and `maxLength` shortens a range from its end: the range
-   * served (`content.range`) is what the caller must announce.
+   * The plaintext as a stream, whole or for a byte range, with the file's info (metadata
+   * included). A whole read fails its stream with `StorageFileCorruptedError` at the end if the
+   * SHA-256 differs. Several ranges are served as the one range that covers them, and
+   * `maxLength` shortens a range from its end: the range served (`content.range`) is what the
+   * caller must announce.
+   *
+   * `decrypt: false` returns the stored object instead, whole and as it is in the bucket, with
+   * `sealed`, what `openSealedExport` needs besides the keys to open it later (see
+   * lib/storage/sealed-export.ts). A range is refused then (`ValidationError`): an export is
+   * opened whole, its SHA-256 checked; parts of a file are read decrypted.
    */
-  getFile(owner: string, fileId: string, options: { range?: RangeRequest | readonly RangeRequest[]; maxLength?: number } = {}): Promise<FileContent> {
+  getFile(owner: string, fileId: string, options?: GetFileOptions & { decrypt?: true }): Promise<FileContent>;
+  getFile(owner: string, fileId: string, options: GetFileOptions & { decrypt: false }): Promise<SealedFileContent>;
+  getFile(owner: string, fileId: string, options?: GetFileOptions): Promise<FileContent | SealedFileContent>;
+  getFile(owner: string, fileId: string, options: GetFileOptions = {}): Promise<FileContent | SealedFileContent> {
     return measured('getFile', async () => {
+      if (options.decrypt !== undefined && typeof options.decrypt !== 'boolean') {
+        throw new ValidationError('decrypt must be true or false.', { operation: 'getFile' });
+      }
+      if (options.decrypt === false) return this.#exportStored(owner, fileId, options);
       const specs = options.range === undefined ? undefined : ([] as RangeRequest[]).concat(options.range);
       const single = specs?.length === 1 ? bounded(specs[0]!, options.maxLength) : undefined;
       const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
@@ -325,6 +416,16 @@ export class StorageService {
       const { token, expiresAt } = await signPlaybackLink(key!, owner, fileId, ttl);
       return { fileId, path: `/files/${fileId}/content?token=${token}`, expiresAt: expiresAt.toISOString() };
     });
+  }
+
+  /**
+   * Opens an export of `getFile(…, { decrypt: false })` with this deployment's keys: the
+   * plaintext, every frame authenticated and the SHA-256 checked (`StorageFileCorruptedError`
+   * otherwise). Needs nothing of the file in storage: it may be long deleted. Elsewhere, with a
+   * `Keyring` of the same keys, `openSealedExport` of lib/storage/sealed-export.ts does the same.
+   */
+  openSealedExport(sealed: SealedExport, stored: Readable | Uint8Array): Promise<Readable> {
+    return openSealedExport(sealed, stored, sealed?.encrypted === true ? this.#ctx.keyring : undefined);
   }
 
   /**
@@ -428,6 +529,70 @@ export class StorageService {
     await manifests.delete(fileId);
     await this.#releaseQuota(owner, fileId, 'deleteFile');
     await removeObjects();
+  }
+
+  /** The stored object of a ready file, whole and as it is, with its description (getFile's `decrypt: false`). */
+  async #exportStored(owner: string, fileId: string, options: GetFileOptions): Promise<SealedFileContent> {
+    if (options.range !== undefined) {
+      throw new ValidationError('decrypt: false exports the whole stored file; read ranges decrypted (decrypt: true).', {
+        operation: 'getFile',
+        ...(isFileId(fileId) && { fileId }),
+      });
+    }
+    const manifest = await this.#readyManifest(owner, fileId, 'getFile');
+    const { stored } = manifest;
+    if (options.maxLength !== undefined && stored.storedSize > options.maxLength) {
+      throw new StorageFileSizeError(`The stored file is ${stored.storedSize} bytes; at most ${options.maxLength} were asked for.`, {
+        operation: 'getFile',
+        fileId,
+        details: { contentLength: stored.storedSize, maxBytes: options.maxLength },
+      });
+    }
+    const out = await backend('getFile', fileId, () =>
+      this.#ctx.s3.internal.send(new GetObjectCommand({ Bucket: this.#ctx.config.bucket, Key: finalKey(fileId) })),
+    );
+    const body = out.Body as Readable;
+    assertSameSeal(out, stored, body, fileId);
+    let sealed: SealedExport;
+    try {
+      if (out.ContentLength !== undefined && out.ContentLength !== stored.storedSize) {
+        throw new StorageFileCorruptedError('Stored object is not of the size its manifest records.', { operation: 'getFile', fileId });
+      }
+      const encryption = stored.encrypted ? decodeEncryptionMetadata(out.Metadata ?? {}, fileId) : undefined;
+      if (encryption !== undefined && encryption.frameSize !== stored.frameSize) {
+        throw new StorageFileCorruptedError('Stored object and manifest disagree on the frame size.', { operation: 'getFile', fileId });
+      }
+      sealed = describeStoredObject(fileId, stored, encryption);
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+    body.once('error', (error) => recordLateFailure('getFile', error));
+    recordBytesRead('getFile', stored.storedSize);
+    return { info: toFileInfo(manifest), stream: body, sealed, range: undefined, contentLength: stored.storedSize };
+  }
+
+  /**
+   * The keys a storeFile seals with: `encrypt` may state what the deployment does, never overrule
+   * it (README, "Library API"). Undefined stores in the clear. Asked before anything is written.
+   */
+  #keyringToStore(encrypt: unknown, chosenId: string | undefined): Keyring | undefined {
+    const context = { operation: 'storeFile', fileId: chosenId };
+    if (encrypt !== undefined && typeof encrypt !== 'boolean') throw new ValidationError('encrypt must be true or false.', context);
+    const enabled = this.#ctx.config.encryption.enabled;
+    if (encrypt === true && !enabled) {
+      throw new ConfigError(
+        'Invalid storage configuration:\n  STORAGE_ENCRYPTION_ENABLED: is false, so storeFile cannot encrypt (encrypt: true; nothing was stored): set it to true, with STORAGE_ENCRYPTION_KEYS or STORAGE_ENCRYPTION_KMS_KEY_ID',
+      );
+    }
+    if (encrypt === false && enabled) {
+      throw new ValidationError(
+        'This deployment stores no recording in the clear (STORAGE_ENCRYPTION_ENABLED is true): encrypt: false is refused, and nothing was stored.',
+        context,
+      );
+    }
+    // Where encryption is on and no keys are configured, this is the configuration error.
+    return this.#ctx.keyring;
   }
 
   /** Gives a file's room back. A failure is logged, not the caller's: the entry counts until an audit drops it (owner-quotas.ts). */

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { buffer } from 'node:stream/consumers';
 import { GetBucketLifecycleConfigurationCommand, GetBucketVersioningCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageFileNotFoundError, StorageMetadataError, StorageQuotaError } from '../../../lib/errors/catalogue.ts';
+import { FileIdInUseError, StorageFileNotFoundError, StorageMetadataError, StorageQuotaError } from '../../../lib/errors/catalogue.ts';
 import { sweep } from '../../../lib/processing/sweep.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/storage/storage-service.ts';
@@ -55,6 +55,8 @@ describe('the recovery window', () => {
     await expect(env.service.getFileInfo('rita', info.fileId)).rejects.toBeInstanceOf(StorageFileNotFoundError);
     // Deleting it again finds nothing: false, not an error.
     expect(await env.service.deleteFile('rita', info.fileId)).toBe(false);
+    // While it is deleted and restorable, its id is not free for the owner's storeFile.
+    await expect(env.service.storeFile('rita', Readable.from([wav(1000)]), { fileId: info.fileId, filename: 'x.wav', contentType: 'audio/wav', size: 1000 })).rejects.toBeInstanceOf(FileIdInUseError);
 
     const listed = await env.service.listDeletedFiles('rita');
     expect(listed).toEqual([
