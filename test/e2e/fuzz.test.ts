@@ -257,6 +257,10 @@ beforeAll(async () => {
   const deletedLink = await call('POST', `/files/${deleted}/links`, { authorization: validAuth('alice') }, '');
   links.deleted = new URL(JSON.parse(deletedLink.body.toString()).url).searchParams.get('token')!;
   expect((await call('DELETE', `/files/${deleted}`, { authorization: validAuth('alice') })).status).toBe(204);
+  // Purged too, so that no fuzzed restore brings it back: restore answers 404 for every id then.
+  expect(JSON.parse((await call('GET', '/deleted-files', { authorization: validAuth('alice') })).body.toString()).files).toHaveLength(1);
+  expect((await call('DELETE', `/files/${deleted}?purge=true`, { authorization: validAuth('alice') })).status).toBe(204);
+  expect(JSON.parse((await call('GET', '/deleted-files', { authorization: validAuth('alice') })).body.toString())).toEqual({ files: [] });
   expect((await call('GET', `/files/${readyBig}`, { authorization: validAuth('alice') })).status).toBe(200);
   expect(JSON.parse((await call('GET', `/files/${rejected}`, { authorization: validAuth('alice') })).body.toString()).status).toBe('rejected');
 
@@ -788,6 +792,7 @@ const ROUTES: Route[] = [
   { name: 'complete', method: 'POST', suffix: '/complete' },
   { name: 's3Requests', method: 'POST', suffix: '/s3-requests' },
   { name: 'delete', method: 'DELETE', suffix: '' },
+  { name: 'restore', method: 'POST', suffix: '/restore' },
 ];
 
 /** Bodies a route accepts, for a file of the right kind. */
@@ -906,6 +911,9 @@ function documented(route: string, id: IdCase, who: Who, bodyValid: boolean, ran
       return [200, 400, 409];
     case 'delete':
       return [204];
+    case 'restore':
+      // Nothing deleted is restorable here (the deleted fixture was purged): a live file is not a deleted one.
+      return [404];
     default:
       throw new Error(route);
   }
