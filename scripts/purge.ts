@@ -6,14 +6,11 @@
  * `npm start` and `npm run rotate-keys` do. Exits 1 if an id is not a UUID.
  */
 import { ConfigError } from '../lib/config.ts';
+import { operatorContext } from './local/operator-context.ts';
 import { StorageError } from '../lib/errors/catalogue.ts';
-import { configWithSecrets } from '../lib/secret-parameters.ts';
 import { isFileId } from '../lib/storage/object-layout.ts';
 import { findDeletedEntryKey, purgeVersions } from '../lib/storage/recovery.ts';
-import { createStorageContext } from '../lib/storage/storage-context.ts';
 import { StorageService } from '../lib/storage/storage-service.ts';
-import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
-import { loadLocalEnv } from './local/dot-env.ts';
 
 const fileIds = process.argv.slice(2);
 if (fileIds.length === 0 || !fileIds.every(isFileId)) {
@@ -21,14 +18,8 @@ if (fileIds.length === 0 || !fileIds.every(isFileId)) {
   process.exit(1);
 }
 
-loadLocalEnv();
-process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-if (!process.env.STORAGE_ENCRYPTION_KEYS && !process.env.STORAGE_ENCRYPTION_KEYS_PARAMETER && !process.env.STORAGE_ENCRYPTION_KMS_KEY_ID) {
-  process.env.STORAGE_ENCRYPTION_KEYS = (await loadOrCreateDevSecrets()).encryptionKeys;
-}
-
 try {
-  const ctx = createStorageContext(await configWithSecrets(['encryptionKeys']));
+  const ctx = await operatorContext();
   const service = new StorageService(ctx);
   for (const fileId of fileIds) {
     const live = await ctx.manifests.read(fileId);

@@ -12,21 +12,12 @@
  * run again after it was stopped. Exits 1 if a file was left for another run.
  */
 import { ConfigError } from '../lib/config.ts';
+import { operatorContext } from './local/operator-context.ts';
 import { StorageError } from '../lib/errors/catalogue.ts';
-import { configWithSecrets } from '../lib/secret-parameters.ts';
 import { rotateKeys } from '../lib/storage/key-rotation.ts';
-import { createStorageContext } from '../lib/storage/storage-context.ts';
-import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
-import { loadLocalEnv } from './local/dot-env.ts';
-
-loadLocalEnv();
-process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-if (!process.env.STORAGE_ENCRYPTION_KEYS && !process.env.STORAGE_ENCRYPTION_KEYS_PARAMETER && !process.env.STORAGE_ENCRYPTION_KMS_KEY_ID) {
-  process.env.STORAGE_ENCRYPTION_KEYS = (await loadOrCreateDevSecrets()).encryptionKeys;
-}
 
 try {
-  const ctx = createStorageContext(await configWithSecrets(['encryptionKeys']));
+  const ctx = await operatorContext();
   console.log(`rotating ${ctx.config.bucket} to key "${ctx.keyring?.activeId}" (keys known: ${ctx.keyring?.ids.join(', ')})`);
   const report = await rotateKeys(ctx, (fileId, done) => {
     if (done.length > 0) console.log(`${fileId}: ${done.join(', ')}`);
