@@ -74,7 +74,9 @@ const readBack = Buffer.concat(chunks);
 const header = await storage.getFile(owner, info.fileId, { range: { start: 0, end: 43 } });
 const headerChunks: Buffer[] = [];
 for await (const chunk of header.stream) headerChunks.push(chunk as Buffer);
-await storage.deleteFile(owner, info.fileId);
+const deleted: boolean = await storage.deleteFile(owner, info.fileId);
+const restored: FileInfo = await storage.restoreFile(owner, info.fileId);
+const purged: boolean = await storage.deleteFile(owner, info.fileId, { purge: true });
 
 let afterDelete = 'still there';
 try {
@@ -102,6 +104,9 @@ console.log('RESULT ' + JSON.stringify({
   identical: readBack.equals(bytes),
   header: { range: header.range, same: Buffer.concat(headerChunks).equals(bytes.subarray(0, 44)) },
   afterDelete,
+  deleted,
+  restored: restored.status,
+  purged,
   deepImport,
 }));
 `;
@@ -200,6 +205,7 @@ describe('transcribo-storage as an npm package', { timeout: 90_000 }, () => {
       expect(result.identical).toBe(true);
       expect(result.header).toEqual({ range: { start: 0, end: 43, total: original.length }, same: true });
       expect(result.afterDelete).toBe('StorageFileNotFoundError');
+      expect(result).toMatchObject({ deleted: true, restored: 'ready', purged: true });
       expect(result.deepImport).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
       // It worked on the buckets it was given (the usage ledger's records of the file are there),
       // and deleting left no recording, manifest or marker.
