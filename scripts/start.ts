@@ -325,7 +325,7 @@ async function announce(config: StorageConfig): Promise<void> {
     [
       '',
       `Transcribo storage is ready.`,
-      `  API      ${api}  (POST /files, GET /files/{id}, /files/{id}/size, /files/{id}/content, DELETE /files/{id})`,
+      `  API      ${api}  (POST /files, GET /files/{id}, /files/{id}/size, /files/{id}/content, DELETE /files/{id}, GET /deleted-files…: README, HTTP API)`,
       `  storage  ${storage}`,
       `  buckets  ${config.incomingBucket} (uploads) → ${config.bucket} (encrypted files)`,
       `  sweep    every ${config.sweep.intervalSeconds} s; dead letters in ${config.deadLetterQueueUrl ?? `${config.bucket}/dead-letters/`} (npm run redrive)`,

@@ -438,12 +438,16 @@ export class StorageService {
     return measured('deleteFile', async () => {
       const found = await this.#ctx.manifests.read(checkedFileId(fileId, 'deleteFile'));
       const live = found?.manifest.owner === owner ? found.manifest : undefined;
-      if (live !== undefined) await this.#remove(owner, live);
+      if (live !== undefined) {
+        await this.#remove(owner, live);
+        logger.info('file deleted', { fileId, status: live.status, restorable: live.status === 'ready' && recoveryEnabled(this.#ctx) });
+      }
       if (options.purge !== true || !recoveryEnabled(this.#ctx)) return live !== undefined;
       // The entry written by the delete just made, or by an earlier one: this owner's, or nothing is purged.
       const entry = await deletedEntry(this.#ctx, owner, fileId, 'deleteFile');
       if (live === undefined && entry === undefined) return false;
       await purgeVersions(this.#ctx, fileId, entry?.key, 'deleteFile');
+      logger.info('file purged: no version of it is left', { fileId, wasDeleted: live === undefined });
       return true;
     });
   }
@@ -473,15 +477,17 @@ export class StorageService {
     return measured('restoreFile', async () => {
       const ctx = this.#ctx;
       const notFound = () => new StorageFileNotFoundError('No deleted file with this id can be restored.', { operation: 'restoreFile', fileId });
-      const entry = await deletedEntry(ctx, owner, checkedFileId(fileId, 'restoreFile'), 'restoreFile');
-      if (entry === undefined || entry.restorableUntil.getTime() <= Date.now()) throw notFound();
-      const current = await ctx.manifests.read(fileId);
+      const [entry, current] = await Promise.all([
+        deletedEntry(ctx, owner, checkedFileId(fileId, 'restoreFile'), 'restoreFile'),
+        ctx.manifests.read(fileId),
+      ]);
       if (current !== undefined) {
-        // Restored already (a repeat, or a restore cut short before it removed the entry).
-        if (current.manifest.owner !== owner) throw notFound();
-        await forgetDeletion(ctx, owner, fileId, 'restoreFile');
+        // Restored already: a repeat (its answer lost, say), or a restore cut short before it removed the entry.
+        if (current.manifest.owner !== owner || current.manifest.status !== 'ready') throw notFound();
+        if (entry !== undefined) await forgetDeletion(ctx, owner, fileId, 'restoreFile');
         return toFileInfo(current.manifest);
       }
+      if (entry === undefined || entry.restorableUntil.getTime() <= Date.now()) throw notFound();
       const manifest = await lastManifest(ctx, fileId, 'restoreFile');
       if (manifest?.owner !== owner || manifest.status !== 'ready' || manifest.stored === undefined) throw notFound();
       const size = manifest.stored.size;
@@ -496,6 +502,7 @@ export class StorageService {
       // A delete's change not folded yet would uncount the file once folded: it goes, and the file is added again.
       await this.#usage.withdraw('remove', fileId, 'restoreFile').catch(() => undefined);
       await this.#recordUsage('add', fileId, size, 'restoreFile');
+      logger.info('file restored', { fileId, deletedAt: entry.deletedAt.toISOString() });
       return toFileInfo(manifest);
     });
   }

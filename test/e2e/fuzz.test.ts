@@ -912,8 +912,8 @@ function documented(route: string, id: IdCase, who: Who, bodyValid: boolean, ran
     case 'delete':
       return [204];
     case 'restore':
-      // Nothing deleted is restorable here (the deleted fixture was purged): a live file is not a deleted one.
-      return [404];
+      // Nothing deleted is restorable here (the deleted fixture was purged); restoring a ready file is a repeat: its info.
+      return ready ? [200] : [404];
     default:
       throw new Error(route);
   }
@@ -954,6 +954,9 @@ function successOf(route: string, id: IdCase, fixtureOwnerWho: Who): Check['succ
         return;
       case 's3Requests':
         expect(json.url.startsWith(`${stack.config.publicEndpoint}/${stack.config.incomingBucket}/uploads/${fileId}?`)).toBe(true);
+        return;
+      case 'restore':
+        expect(json).toMatchObject({ fileId, status: 'ready', size: fixture!.size });
         return;
       default:
         throw new Error(`no success expected from ${route}`);

@@ -53,6 +53,8 @@ describe('deleted files over HTTP', () => {
     expect(read.status).toBe(206);
     expect(read.bytes.equals(bytes.subarray(0, read.bytes.length))).toBe(true);
     expect((await deletedOf(alice)).json.files).toEqual([]);
+    // A client whose answer was lost restores again: the same 200.
+    expect((await restore(fileId, alice)).json).toMatchObject({ fileId, status: 'ready' });
   });
 
   it('?purge=true removes a live file and one already deleted for good; a bad purge value is a 400', async () => {
