@@ -249,8 +249,12 @@ describe('in headless Chromium, against npm start on a MinIO of its own', { time
     const log = (await second.textContent('#log')) ?? '';
     expect(state, log).toMatchObject({ text: 'verified', fileId, verified: 'true' });
     const partCount = Math.ceil(SIZE / (8 * MiB));
-    expect(log).toContain(`resuming ${fileId}: 3 of ${partCount} parts already stored`);
-    expect(sent.toSorted((a, b) => a - b)).toEqual(Array.from({ length: partCount - 3 }, (_, i) => i + 4));
+    // Parts 1-3 landed before the tab closed; a hung part can still land as the tab goes (seen under
+    // load: 4 of 8), so the page is held to what the storage server says it holds, not to 3.
+    const held = Number(new RegExp(`resuming ${fileId}: (\\d+) of ${partCount} parts already stored`).exec(log)?.[1]);
+    expect(held, log).toBeGreaterThanOrEqual(3);
+    expect(new Set(sent).size).toBe(partCount - held);
+    expect(sent.every((n) => n > 3 && n <= partCount)).toBe(true);
     expect(await alice.info(fileId)).toMatchObject({ status: 'ready', size: SIZE, sha256: sha256(recording.bytes) });
     await context.close();
   });
