@@ -1084,6 +1084,22 @@ describe('what a corruption error tells the operators', () => {
   });
 });
 
+describe('what a refused size, range or parameter tells the programmer', () => {
+  // These are bugs of the caller, not of the file: the message names the value that is wrong.
+  it('names the offending value', () => {
+    expect(() => frameCount(10, 0)).toThrow('bad frame size 0');
+    expect(() => cipherSize(-1, 16)).toThrow('bad plaintext size -1');
+    expect(() => cipherRangeFor(5, 4, 40, TINY)).toThrow('bytes 5-4 are not a range of a 40-byte file');
+    const good = params(TINY);
+    expect(() => createEncryptStream({ ...good, dataKey: good.dataKey.subarray(0, 31) })).toThrow('the data key must be 32 bytes');
+    expect(() => createEncryptStream({ ...good, noncePrefix: good.noncePrefix.subarray(0, 6) })).toThrow('the nonce prefix must be 7 bytes');
+    const d = { ...good, plainSize: 40 }; // frames of 16, 16 and 8 bytes
+    expect(() => createDecryptStream({ ...d, firstFrame: 3 })).toThrow('frames 3-2 are not frames of a 3-frame file');
+    expect(() => createDecryptStream({ ...d, firstFrame: 2, skip: 8 })).toThrow('cannot skip 8 bytes of frame 2');
+    expect(() => createDecryptStream({ ...d, skip: 1, length: 40 })).toThrow('cannot deliver 40 bytes after skipping 1 of frames 0-2');
+  });
+});
+
 describe('what a metadata error tells the operators', () => {
   const encoded = encodeEncryptionMetadata({
     version: FORMAT_VERSION,
@@ -1113,5 +1129,17 @@ describe('what a metadata error tells the operators', () => {
 
   it('names an unknown format version, which a newer writer may have used', () => {
     expect(metadataError({ ...encoded, 'enc-version': '2' }).message).toMatch(/unknown encryption format version 2$/);
+  });
+
+  it.each([
+    ['enc-version', '1.0', 'The object has an unreadable encryption format version'],
+    ['enc-kek', 'k/1', 'The object names an unreadable key-encryption key id'],
+    ['enc-key', 'AAAA', 'The object has an unreadable wrapped data key'],
+    ['enc-nonce', 'AAAA', 'The object has an unreadable nonce prefix'],
+    ['enc-frame', '0', 'The object has an unreadable frame size'],
+  ])('says which field is unreadable: %s', (field, value, message) => {
+    const error = metadataError({ ...encoded, [field]: value });
+    expect(error.message).toBe(message);
+    expect(error.details).toEqual({ field });
   });
 });

@@ -95,6 +95,24 @@ describe('UploadInspector: the format check on the first bytes', () => {
     });
   });
 
+  it('refuses on the first 12 bytes, without waiting for the rest of the upload', async () => {
+    // The rest never comes: the refusal must not depend on the stream ending.
+    for (const first of [wav(9_000).subarray(0, 12), wav(9_000).subarray(0, 4096)]) {
+      const inspector = new UploadInspector({ extension: 'mp3', expectedSize: 9_000, maxSize: 1 << 30 });
+      const refused = new Promise((resolve) => inspector.on('error', resolve));
+      inspector.resume();
+      inspector.write(first);
+      const refusal = await Promise.race([refused, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 200))]);
+      expect(refusal, `${first.length} bytes`).toMatchObject({ code: 'wrong_format', message: 'content is wav audio but the file was declared as mp3' });
+      inspector.destroy();
+    }
+  });
+
+  it('a file shorter than 12 bytes and than declared is refused for its format first', async () => {
+    // What the bytes are decides before how many there are, as for a longer file.
+    expect(await refusalOf(inspect(Buffer.from('%PDF-1'), 50_000))).toMatchObject({ code: 'wrong_format', message: 'content is not a recognised wav file' });
+  });
+
   it('waits for enough bytes when the upload arrives a few bytes at a time', async () => {
     const bytes = wav(9_000);
     // RIFF alone is no WAV yet: the sniffer must not decide on the first chunk.
