@@ -9,8 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { loadOrCreateDevSecrets } from './local/dev-secrets.ts';
-import { signBearerToken } from './local/dev-token.ts';
+import { localBearerToken } from './local/dev-token.ts';
 import { loadLocalEnv } from './local/dot-env.ts';
 
 const TYPES: Record<string, string> = { '.wav': 'audio/wav', '.mp3': 'audio/mpeg', '.m4a': 'audio/mp4' };
@@ -33,12 +32,7 @@ process.on('unhandledRejection', (error) => fail((error as Error)?.message?.spli
 if (!process.env.TOKEN && process.env.STORAGE_AUTH_JWKS_URL) {
   fail('STORAGE_AUTH_JWKS_URL is set, so callers need a token from that identity provider: set TOKEN to one.');
 }
-const token =
-  process.env.TOKEN ||
-  (await signBearerToken(process.env.STORAGE_AUTH_JWT_SECRET || (await loadOrCreateDevSecrets()).jwtSecret, 'dev-user', '1h', {
-    issuer: process.env.STORAGE_AUTH_ISSUER || undefined,
-    audience: process.env.STORAGE_AUTH_AUDIENCE?.split(',')[0]?.trim() || undefined,
-  }));
+const token = process.env.TOKEN || (await localBearerToken('dev-user', '1h'));
 
 /** Ten seconds of a 440 Hz tone, 16 kHz mono 16-bit PCM: a real WAV any player opens. */
 function toneWav(seconds = 10, rate = 16_000): Buffer {

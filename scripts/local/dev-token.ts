@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import { loadOrCreateDevSecrets } from './dev-secrets.ts';
 
 /**
  * A bearer token the way the product's callers present them (HS256, owner in `sub`), for
@@ -19,4 +20,16 @@ export function signBearerToken(
     .setIssuedAt()
     .setExpirationTime(expiresIn)
     .sign(typeof secret === 'string' ? new TextEncoder().encode(secret) : secret);
+}
+
+/**
+ * A token for `sub` as a local run's callers get one: signed with STORAGE_AUTH_JWT_SECRET, else
+ * the secret `npm start` generated into .local/dev-secrets.json, with the configured issuer and
+ * first audience (npm run try, npm run token).
+ */
+export async function localBearerToken(sub: string, expiresIn: string): Promise<string> {
+  return signBearerToken(process.env.STORAGE_AUTH_JWT_SECRET || (await loadOrCreateDevSecrets()).jwtSecret, sub, expiresIn, {
+    issuer: process.env.STORAGE_AUTH_ISSUER || undefined,
+    audience: process.env.STORAGE_AUTH_AUDIENCE?.split(',')[0]?.trim() || undefined,
+  });
 }
