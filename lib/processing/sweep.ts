@@ -6,11 +6,11 @@ import { backend } from '../storage/backend-errors.ts';
 import { listMultipartUploads, listObjects } from '../storage/bucket-listing.ts';
 import { removeStoredObject, removeUpload } from '../storage/file-objects.ts';
 import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
-import { fileIdFromFinalKey, fileIdFromIncomingKey, FINAL_PREFIX, INCOMING_PREFIX } from '../storage/object-layout.ts';
+import { fileIdFromFinalKey, fileIdFromIncomingKey, FINAL_PREFIX, finalKey, INCOMING_PREFIX } from '../storage/object-layout.ts';
 import type { PendingMarker } from '../storage/pending-index.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
 import { settleQuota } from '../storage/owner-quotas.ts';
-import { expireDeleted } from '../storage/recovery.ts';
+import { expireDeleted, recoveryEnabled, removeAllVersions } from '../storage/recovery.ts';
 import { UsageLedger } from '../storage/usage-ledger.ts';
 import { fileDeadLetter, processFile, type ProcessOutcome } from './process-upload.ts';
 
@@ -140,7 +140,10 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
     if (marker === undefined) return;
     if (marker.deleted) {
       if (now - marker.since.getTime() < 2 * leaseMs) return;
-      await removeStoredObject(ctx, fileId, 'sweep');
+      // In a versioned bucket a plain delete would keep the object as a version: a file deleted (or
+      // purged) before it settled was never restorable, so nothing of what a run completed stays.
+      if (recoveryEnabled(ctx)) await removeAllVersions(ctx, finalKey(fileId), 'sweep');
+      else await removeStoredObject(ctx, fileId, 'sweep');
       report.debrisRemoved++;
       await clearMarker(fileId);
       return;

@@ -12,7 +12,7 @@ import type { Manifest } from './manifest.ts';
 import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey, SEAL_ID_METADATA } from './object-layout.ts';
 import { ownerTag } from './owner-tags.ts';
 import type { StorageContext } from './storage-context.ts';
-import { StorageMetadataError } from '../errors/catalogue.ts';
+import { StorageFileNotFoundError, StorageMetadataError } from '../errors/catalogue.ts';
 
 /**
  * The recovery window: a deleted recording can be brought back for STORAGE_RECOVERY_WINDOW_DAYS,
@@ -103,20 +103,34 @@ export async function lastManifest(ctx: StorageContext, fileId: string, operatio
 }
 
 /**
- * Makes the deleted file current again: its recording first, its manifest last (what makes it
- * visible). The caller has checked the owner and the status of `manifest` (`lastManifest`).
+ * Makes the deleted file's recording current again (`undeleteManifest` then makes it visible).
+ * The caller has checked the owner and the status of `manifest` (`lastManifest`). Safe to repeat:
+ * a recording already current (the delete removed the manifest first and was cut short, or a
+ * restore was) has no marker to remove. No recording left, or another one than the manifest
+ * describes (its seal id): the file cannot be restored, never served with other bytes.
  */
-export async function undelete(ctx: StorageContext, owner: string, manifest: Manifest, operation: string): Promise<void> {
+export async function undeleteRecording(ctx: StorageContext, manifest: Manifest, operation: string): Promise<void> {
   const { fileId } = manifest;
   const recording = await keyHistory(ctx, finalKey(fileId), operation);
-  const sealId = recording.versions[0]?.VersionId === undefined ? undefined : await sealIdOf(ctx, fileId, recording.versions[0].VersionId, operation);
-  if (sealId === undefined || (manifest.stored?.sealId !== undefined && sealId !== manifest.stored.sealId)) {
-    // The recording under the markers is not the one this manifest describes: restoring would serve other bytes.
+  const newest = recording.versions[0]?.VersionId;
+  if (newest === undefined) throw new StorageFileNotFoundError('No deleted file with this id can be restored.', { operation, fileId });
+  const sealId = await sealIdOf(ctx, fileId, newest, operation);
+  // Manifests of version 1 recorded no seal id; their recordings may carry none.
+  if (manifest.stored?.sealId !== undefined && sealId !== manifest.stored.sealId) {
     throw new StorageMetadataError('The deleted recording no longer matches its manifest; it cannot be restored.', { operation, fileId });
   }
   await removeMarkers(ctx, finalKey(fileId), recording, operation);
+}
+
+/** The manifest's delete markers removed: the file is visible again, as it was. */
+export async function undeleteManifest(ctx: StorageContext, fileId: string, operation: string): Promise<void> {
   await removeMarkers(ctx, manifestKey(fileId), await keyHistory(ctx, manifestKey(fileId), operation), operation);
-  await forgetDeletion(ctx, owner, fileId, operation);
+}
+
+/** Whether any version or delete marker of the file's manifest exists: its id has been used. */
+export async function idEverUsed(ctx: StorageContext, fileId: string, operation: string): Promise<boolean> {
+  const history = await keyHistory(ctx, manifestKey(fileId), operation);
+  return history.versions.length + history.markers.length > 0;
 }
 
 /** Removes the owner's entry of a deleted file (every version of it). */
@@ -125,12 +139,22 @@ export async function forgetDeletion(ctx: StorageContext, owner: string, fileId:
   await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
 }
 
-/** Every version of a file's recording, manifest and pending marker; then its deleted entry, if a key of it is given. */
-export async function purgeVersions(ctx: StorageContext, fileId: string, entryKey: string | undefined, operation: string): Promise<void> {
-  for (const key of [finalKey(fileId), manifestKey(fileId), pendingKey(fileId)]) {
-    await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
-  }
-  if (entryKey !== undefined) await removeHistory(ctx, entryKey, await keyHistory(ctx, entryKey, operation), operation);
+/**
+ * Every version of a file's manifest first (a purge cut short is then neither listed nor
+ * restorable), then of its recording, then its deleted entry, if a key of it is given (last, so
+ * that the next purge or sweep finds what is left). The pending marker goes too, unless the file
+ * was deleted before it settled: that marker is how the sweep finds an object a run still
+ * completes after the purge (sweep.ts removes every version of it then).
+ */
+export async function purgeVersions(ctx: StorageContext, fileId: string, entryKey: string | undefined, operation: string, options: { keepPendingMarker?: boolean } = {}): Promise<void> {
+  const keys = [manifestKey(fileId), finalKey(fileId), ...(options.keepPendingMarker === true ? [] : [pendingKey(fileId)])];
+  for (const key of keys) await removeAllVersions(ctx, key, operation);
+  if (entryKey !== undefined) await removeAllVersions(ctx, entryKey, operation);
+}
+
+/** Every version and delete marker of exactly `key`. */
+export async function removeAllVersions(ctx: StorageContext, key: string, operation: string): Promise<void> {
+  await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
 }
 
 /** The entry of a deleted file, whoever its owner: for an operator's erasure request (scripts/purge.ts). */
@@ -147,7 +171,7 @@ export async function findDeletedEntryKey(ctx: StorageContext, fileId: string): 
  * only the entry goes.
  */
 export async function expireDeleted(ctx: StorageContext, now: number, operation = 'sweep'): Promise<number> {
-  if (!recoveryEnabled(ctx)) return 0;
+  // Whatever the window: one set back to 0 leaves entries of files deleted before, now all past it.
   let purged = 0;
   for await (const object of listObjects(ctx.s3.internal, ctx.config.bucket, DELETED_PREFIX)) {
     if (windowEnd(ctx, object.lastModified).getTime() > now) continue;
@@ -174,9 +198,7 @@ export async function keyHistory(ctx: StorageContext, key: string, operation: st
     KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
     VersionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
   } while (KeyMarker);
-  const newestFirst = (a: { LastModified?: Date }, b: { LastModified?: Date }) => (b.LastModified?.getTime() ?? 0) - (a.LastModified?.getTime() ?? 0);
-  history.versions.sort(newestFirst);
-  history.markers.sort(newestFirst);
+  // S3 lists a key's versions newest first (LastModified has only second precision: not a sort key).
   return history;
 }
 

@@ -31,7 +31,7 @@ import { finalKey, incomingKey, isFileId } from './object-layout.ts';
 import { assertSameSeal, openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
 import { describeStoredObject, openSealedExport, type SealedExport } from './sealed-export.ts';
 import { OwnerQuotas } from './owner-quotas.ts';
-import { deletedEntry, forgetDeletion, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undelete } from './recovery.ts';
+import { deletedEntry, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from './recovery.ts';
 import { UsageLedger } from './usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from './storage-context.ts';
 
@@ -233,8 +233,9 @@ export class StorageService {
           operation: 'storeFile',
           fileId,
         });
-      // A deleted file of this owner still restorable keeps its id: restoring it must not find another file there.
-      if (chosenId !== undefined && (await deletedEntry(this.#ctx, owner, fileId, 'storeFile')) !== undefined) throw inUse();
+      // A deleted file still restorable keeps its id, whoever its owner: restoring or purging it
+      // must never find another file there. Any version of its manifest says the id was used.
+      if (chosenId !== undefined && recoveryEnabled(this.#ctx) && (await idEverUsed(this.#ctx, fileId, 'storeFile'))) throw inUse();
       if (!(await pending.claim(fileId))) throw inUse();
       let etag: string | undefined;
       try {
@@ -443,10 +444,13 @@ export class StorageService {
         logger.info('file deleted', { fileId, status: live.status, restorable: live.status === 'ready' && recoveryEnabled(this.#ctx) });
       }
       if (options.purge !== true || !recoveryEnabled(this.#ctx)) return live !== undefined;
+      // Another owner's file under this id: nothing of it is this caller's to purge.
+      if (live === undefined && found !== undefined) return false;
       // The entry written by the delete just made, or by an earlier one: this owner's, or nothing is purged.
       const entry = await deletedEntry(this.#ctx, owner, fileId, 'deleteFile');
       if (live === undefined && entry === undefined) return false;
-      await purgeVersions(this.#ctx, fileId, entry?.key, 'deleteFile');
+      // A file deleted before it settled keeps its pending marker: a run may still complete its object, which the sweep then purges.
+      await purgeVersions(this.#ctx, fileId, entry?.key, 'deleteFile', { keepPendingMarker: live !== undefined && !isSettled(live.status) });
       logger.info('file purged: no version of it is left', { fileId, wasDeleted: live === undefined });
       return true;
     });
@@ -481,27 +485,35 @@ export class StorageService {
         deletedEntry(ctx, owner, checkedFileId(fileId, 'restoreFile'), 'restoreFile'),
         ctx.manifests.read(fileId),
       ]);
+      let manifest: Manifest;
       if (current !== undefined) {
-        // Restored already: a repeat (its answer lost, say), or a restore cut short before it removed the entry.
+        // Back already: a repeat (its answer lost), or a restore cut short, which the rest finishes.
         if (current.manifest.owner !== owner || current.manifest.status !== 'ready') throw notFound();
-        if (entry !== undefined) await forgetDeletion(ctx, owner, fileId, 'restoreFile');
-        return toFileInfo(current.manifest);
+        if (entry === undefined) return toFileInfo(current.manifest);
+        manifest = current.manifest;
+        await undeleteRecording(ctx, manifest, 'restoreFile');
+      } else {
+        if (entry === undefined || entry.restorableUntil.getTime() <= Date.now()) throw notFound();
+        const last = await lastManifest(ctx, fileId, 'restoreFile');
+        if (last?.owner !== owner || last.status !== 'ready' || last.stored === undefined) throw notFound();
+        manifest = last;
+        await this.#quotas.reserve(owner, fileId, manifest.stored!.size, Date.now() + ctx.config.processing.leaseSeconds * 1000, 'restoreFile');
+        try {
+          // The recording first, the manifest last: what makes the file visible.
+          await undeleteRecording(ctx, manifest, 'restoreFile');
+          await undeleteManifest(ctx, fileId, 'restoreFile');
+        } catch (error) {
+          await this.#releaseQuota(owner, fileId, 'restoreFile');
+          throw error;
+        }
       }
-      if (entry === undefined || entry.restorableUntil.getTime() <= Date.now()) throw notFound();
-      const manifest = await lastManifest(ctx, fileId, 'restoreFile');
-      if (manifest?.owner !== owner || manifest.status !== 'ready' || manifest.stored === undefined) throw notFound();
-      const size = manifest.stored.size;
-      await this.#quotas.reserve(owner, fileId, size, Date.now() + ctx.config.processing.leaseSeconds * 1000, 'restoreFile');
-      try {
-        await undelete(ctx, owner, manifest, 'restoreFile');
-      } catch (error) {
-        await this.#releaseQuota(owner, fileId, 'restoreFile');
-        throw error;
-      }
+      // Counted again (each step idempotent, so a restore cut short is finished by the next), then the entry goes, last.
+      const size = manifest.stored?.size ?? manifest.size;
       await this.#confirmQuota(owner, fileId, size, 'restoreFile');
       // A delete's change not folded yet would uncount the file once folded: it goes, and the file is added again.
       await this.#usage.withdraw('remove', fileId, 'restoreFile').catch(() => undefined);
       await this.#recordUsage('add', fileId, size, 'restoreFile');
+      await forgetDeletion(ctx, owner, fileId, 'restoreFile');
       logger.info('file restored', { fileId, deletedAt: entry.deletedAt.toISOString() });
       return toFileInfo(manifest);
     });
@@ -516,12 +528,18 @@ export class StorageService {
         removeUpload(this.#ctx, fileId, 'deleteFile'),
         manifest.multipart?.uploadId !== undefined && abortUpload(this.#ctx, fileId, manifest.multipart.uploadId, 'deleteFile'),
       ]);
-    if (isSettled(manifest.status)) {
-      // Restorable first: a delete cut short after this is a file still listed, and restored whole.
-      if (manifest.status === 'ready' && recoveryEnabled(this.#ctx)) await recordDeletion(this.#ctx, owner, fileId, 'deleteFile');
+    if (manifest.status === 'ready' && recoveryEnabled(this.#ctx)) {
+      // Restorable first, then the manifest, then the objects: a delete cut short anywhere is a file
+      // listed and restored whole (recovery.ts), or purged when its window has passed.
+      await recordDeletion(this.#ctx, owner, fileId, 'deleteFile');
+      await manifests.delete(fileId);
+      await removeObjects();
+    } else if (isSettled(manifest.status)) {
       // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
       await removeObjects();
       await manifests.delete(fileId);
+    }
+    if (isSettled(manifest.status)) {
       await this.#releaseQuota(owner, fileId, 'deleteFile');
       if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
       await pending.remove(fileId);

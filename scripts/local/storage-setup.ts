@@ -48,28 +48,43 @@ export async function setDefaultEncryption(s3: S3Client, Bucket: string): Promis
 
 /**
  * The recovery window on the final bucket: versioning on, and noncurrent versions (deleted
- * recordings, older manifests) expire `days` after they stopped being current, with the delete
- * markers left alone then. A window of 0 suspends versioning: deletes are final.
+ * recordings, older manifests) expire `days` after they stopped being current; delete markers
+ * left with no version under them are removed. A window of 0 suspends versioning (deletes are
+ * final) and keeps a one-day rule, so that a bucket versioned before drains what it kept.
+ * Versioning is not left on without its rule: if the rule is refused, it is suspended again.
  */
 export async function setRecoveryWindow(s3: S3Client, Bucket: string, days: number): Promise<void> {
-  await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: days > 0 ? 'Enabled' : 'Suspended' } }));
-  if (days === 0) return;
-  await s3.send(
-    new PutBucketLifecycleConfigurationCommand({
-      Bucket,
-      LifecycleConfiguration: {
-        Rules: [
-          {
-            ID: 'recovery-window',
-            Status: 'Enabled',
-            Filter: { Prefix: '' },
-            NoncurrentVersionExpiration: { NoncurrentDays: days },
-            Expiration: { ExpiredObjectDeleteMarker: true },
-          },
-        ],
-      },
-    }),
-  );
+  const lifecycle = () =>
+    s3.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket,
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              ID: 'recovery-window',
+              Status: 'Enabled',
+              Filter: { Prefix: '' },
+              NoncurrentVersionExpiration: { NoncurrentDays: Math.max(days, 1) },
+              Expiration: { ExpiredObjectDeleteMarker: true },
+            },
+          ],
+        },
+      }),
+    );
+  const versioning = (Status: 'Enabled' | 'Suspended') => s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status } }));
+  if (days === 0) {
+    // Best effort: a server that cannot version has nothing to suspend or drain.
+    await versioning('Suspended').catch(() => undefined);
+    await lifecycle().catch(() => undefined);
+    return;
+  }
+  await versioning('Enabled');
+  try {
+    await lifecycle();
+  } catch (error) {
+    await versioning('Suspended').catch(() => undefined);
+    throw error;
+  }
 }
 
 export async function prepareStorage(s3: S3Client, buckets: { files: string; incoming: string }, recoveryWindowDays: number): Promise<SetupReport> {
@@ -99,8 +114,7 @@ export async function prepareStorage(s3: S3Client, buckets: { files: string; inc
   try {
     await setRecoveryWindow(s3, buckets.files, recoveryWindowDays);
   } catch (error) {
-    // The embedded emulator has no versioning: there a delete is final, and npm start tells the functions so.
-    if (recoveryWindowDays === 0) throw error;
+    // A server that cannot version (or keep its rule): there a delete is final, and npm start tells the functions so.
     recovery = 'refused';
     recoveryProblem = `${(error as Error).name}: ${(error as Error).message}`;
   }

@@ -8,6 +8,7 @@ import { FileIdInUseError, StorageFileNotFoundError, StorageMetadataError, Stora
 import { sweep } from '../../../lib/processing/sweep.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { recordDeletion, undeleteManifest } from '../../../lib/storage/recovery.ts';
 import { parseConfig } from '../../../lib/config.ts';
 import { sha256, wav } from '../../support/audio-fixtures.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../../support/minio-environment.ts';
@@ -139,6 +140,38 @@ describe('the recovery window', () => {
     const { CopyObjectCommand } = await import('@aws-sdk/client-s3');
     await env.admin.send(new CopyObjectCommand({ Bucket: env.config.bucket, Key: `files/${a.fileId}`, CopySource: `${env.config.bucket}/files/${b.fileId}` }));
     await expect(env.service.restoreFile('sam', a.fileId)).rejects.toBeInstanceOf(StorageMetadataError);
+  });
+
+  it("an id used by one owner's deleted file is never another owner's: storeFile refuses it, so no purge or expiry can reach another file", async () => {
+    const info = await stored('alma', wav(12_000));
+    await env.service.deleteFile('alma', info.fileId);
+    await expect(env.service.storeFile('bert', Readable.from([wav(1000)]), { fileId: info.fileId, filename: 'b.wav', contentType: 'audio/wav', size: 1000 })).rejects.toBeInstanceOf(FileIdInUseError);
+    expect((await env.service.listDeletedFiles('alma')).map((f) => f.fileId)).toContain(info.fileId);
+    expect(await env.service.deleteFile('alma', info.fileId, { purge: true })).toBe(true);
+  });
+
+  it('a delete cut short after the manifest went is a file listed and restored whole', async () => {
+    const bytes = wav(300_000);
+    const info = await stored('carl', bytes);
+    // What the delete does first, and nothing after: the entry, then the manifest (the recording is still current).
+    await recordDeletion(env.ctx, 'carl', info.fileId, 'test');
+    await env.ctx.manifests.delete(info.fileId);
+    expect((await env.service.listDeletedFiles('carl')).map((f) => f.fileId)).toEqual([info.fileId]);
+    expect(await env.service.restoreFile('carl', info.fileId)).toMatchObject({ status: 'ready', sha256: sha256(bytes) });
+    expect((await buffer((await env.service.getFile('carl', info.fileId)).stream)).equals(bytes)).toBe(true);
+  });
+
+  it('a restore cut short is finished by the next: the recording under its marker comes back, the entry goes', async () => {
+    const bytes = wav(200_000);
+    const info = await stored('dora', bytes);
+    await env.service.deleteFile('dora', info.fileId);
+    // A restore that brought the manifest back but died before the recording and the entry (or a delete of the older order cut short).
+    await undeleteManifest(env.ctx, info.fileId, 'test');
+    await expect(env.service.getFile('dora', info.fileId)).rejects.toThrow();
+    expect(await env.service.restoreFile('dora', info.fileId)).toMatchObject({ status: 'ready' });
+    expect((await buffer((await env.service.getFile('dora', info.fileId)).stream)).equals(bytes)).toBe(true);
+    expect(await env.service.listDeletedFiles('dora')).toEqual([]);
+    expect((await env.service.restoreFile('dora', info.fileId)).status).toBe('ready');
   });
 
   it('with a window of 0, a delete is final and nothing is listed', async () => {

@@ -15,6 +15,7 @@ import {
 import { openSealedExport, type SealedExport } from '../../../lib/storage/sealed-export.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { removeAllVersions } from '../../../lib/storage/recovery.ts';
 import { finalKey } from '../../../lib/storage/object-layout.ts';
 import { processFile } from '../../../lib/processing/process-upload.ts';
 import { sweep } from '../../../lib/processing/sweep.ts';
@@ -202,12 +203,16 @@ describe('storeFile with a caller\'s fileId, metadata and encrypt (the storage g
     expect((await env.ctx.manifests.read(waiting.fileId))!.etag).toBe(waitingBefore.etag);
     expect(await env.keys(env.config.bucket)).toContain(`pending/${waiting.fileId}`);
 
-    // Deleted before it settled, its id stays taken while the sweep may still remove leftovers
-    // under it; once the sweep is done, nothing of that file remains, and the id may be used.
+    // Deleted before it settled, its id stays taken: while the sweep may still remove leftovers
+    // under it, and, in the versioned bucket, while any version of its manifest is kept (the
+    // recovery window): a restore or purge of the old file must never find another one there.
     await env.service.deleteFile('first', waiting.fileId);
     await expect(env.service.storeFile('first', other, declared(other, { fileId: waiting.fileId }))).rejects.toBeInstanceOf(FileIdInUseError);
     await sweep(env.ctx, { now: Date.now() + 3 * env.config.processing.leaseSeconds * 1000 });
     expect((await env.keys(env.config.bucket)).filter((k) => k.includes(waiting.fileId))).toEqual([]);
+    await expect(env.service.storeFile('first', other, declared(other, { fileId: waiting.fileId }))).rejects.toBeInstanceOf(FileIdInUseError);
+    // Once no version is left (a purge, or the lifecycle after the window), the id may be used.
+    await removeAllVersions(env.ctx, `manifests/${waiting.fileId}.json`, 'test');
     const reused = await env.service.storeFile('first', other, declared(other, { fileId: waiting.fileId }));
     expect((await buffer((await env.service.getFile('first', reused.fileId)).stream)).equals(other)).toBe(true);
   });
