@@ -258,7 +258,9 @@ async function sweepOnce(ctx: StorageContext, options: SweepOptions): Promise<Sw
 
   // Deleted recordings whose recovery window has passed are gone for good.
   try {
-    report.purged = await expireDeleted(ctx, now);
+    const expired = await expireDeleted(ctx, now);
+    report.purged = expired.purged;
+    report.errors += expired.errors;
   } catch (error) {
     report.errors++;
     logger.error('sweep could not purge deleted files past their recovery window; the next sweep tries again', { error: error as Error });

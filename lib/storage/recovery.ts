@@ -13,6 +13,7 @@ import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey
 import { ownerTag } from './owner-tags.ts';
 import type { StorageContext } from './storage-context.ts';
 import { StorageFileNotFoundError, StorageMetadataError } from '../errors/catalogue.ts';
+import { logger } from '../observability/logger.ts';
 
 /**
  * The recovery window: a deleted recording can be brought back for STORAGE_RECOVERY_WINDOW_DAYS,
@@ -170,21 +171,27 @@ export async function findDeletedEntryKey(ctx: StorageContext, fileId: string): 
  * entry was left behind (a restore cut short after its manifest came back) keeps its objects:
  * only the entry goes.
  */
-export async function expireDeleted(ctx: StorageContext, now: number, operation = 'sweep'): Promise<number> {
+export async function expireDeleted(ctx: StorageContext, now: number, operation = 'sweep'): Promise<{ purged: number; errors: number }> {
   // Whatever the window: one set back to 0 leaves entries of files deleted before, now all past it.
-  let purged = 0;
+  const report = { purged: 0, errors: 0 };
   for await (const object of listObjects(ctx.s3.internal, ctx.config.bucket, DELETED_PREFIX)) {
     if (windowEnd(ctx, object.lastModified).getTime() > now) continue;
     const fileId = object.key.slice(object.key.lastIndexOf('/') + 1);
     if (!isFileId(fileId)) continue;
-    if ((await ctx.manifests.read(fileId)) === undefined) await purgeVersions(ctx, fileId, object.key, operation);
-    else await removeHistory(ctx, object.key, await keyHistory(ctx, object.key, operation), operation);
-    purged++;
+    try {
+      if ((await ctx.manifests.read(fileId)) === undefined) await purgeVersions(ctx, fileId, object.key, operation);
+      else await removeAllVersions(ctx, object.key, operation);
+      report.purged++;
+    } catch (error) {
+      // One file that cannot be handled (a manifest that does not open) must not hold up the others.
+      report.errors++;
+      logger.error('a deleted file past its recovery window could not be purged; the next sweep tries again', { fileId, error: error as Error });
+    }
   }
-  return purged;
+  return report;
 }
 
-/** Every version and delete marker of exactly `key` (a listing by prefix, filtered to the key), newest first. */
+/** Every version and delete marker of exactly `key` (a listing by prefix, filtered to the key), newest first as S3 lists them. */
 export async function keyHistory(ctx: StorageContext, key: string, operation: string): Promise<KeyHistory> {
   const history: KeyHistory = { versions: [], markers: [] };
   let KeyMarker: string | undefined;

@@ -462,7 +462,12 @@ export class StorageService {
       const entries = await listDeleted(this.#ctx, owner);
       const files: DeletedFileInfo[] = [];
       for (const entry of entries) {
-        const manifest = await lastManifest(this.#ctx, entry.fileId, 'listDeletedFiles');
+        const manifest = await lastManifest(this.#ctx, entry.fileId, 'listDeletedFiles').catch((error: unknown) => {
+          // One deleted file whose manifest does not open is left out (and logged), not the owner's whole list.
+          if (!(error instanceof StorageMetadataError)) throw error;
+          logger.error('a deleted file is not listed: its manifest does not open', { fileId: entry.fileId, error });
+          return undefined;
+        });
         // A file restored meanwhile, or one whose versions are gone, is not listed.
         if (manifest === undefined || manifest.owner !== owner || manifest.status !== 'ready') continue;
         if ((await this.#ctx.manifests.read(entry.fileId)) !== undefined) continue;
