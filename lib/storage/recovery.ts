@@ -21,25 +21,30 @@ import { logger } from '../observability/logger.ts';
  *
  * The final bucket is versioned (scripts/local/storage-setup.ts wherever the product runs on
  * MinIO, the template on S3), with a lifecycle that expires noncurrent versions after the window.
- * Deleting a `ready` file puts delete markers over `files/<id>` and `manifests/<id>.json`: the
- * sealed recording and its sealed manifest stay as they were, as the versions under the markers.
- * Before that, the delete writes
+ * Deleting a `ready` file first writes
  *
  *   deleted/<owner tag>/<fileId>    empty; its LastModified is when the file was deleted
  *
- * so an owner's deleted files are one prefix listing, with no owner named (owner-tags.ts).
+ * (an owner's deleted files are one prefix listing, with no owner named: owner-tags.ts), then
+ * puts delete markers over `manifests/<id>.json`, then over `files/<id>`: the sealed manifest and
+ * recording stay as they were, as the versions under the markers. A delete cut short anywhere
+ * is thus a file listed and restorable, or purged once its window has passed.
  *
- * - Restore removes the delete markers of the recording, then of the manifest: the newest
- *   version under them becomes current again, unchanged (same bytes, ETag and seal id), so the
- *   restored file is the deleted one, byte for byte, under the same fileId. Its last manifest
- *   version is opened first: only its owner may restore it, and only a `ready` one.
- * - Purge removes every version and marker of the recording and the manifest, then the entry
- *   above (last, so that a purge cut short is found and finished by the next one).
+ * - Restore opens the last manifest version first (only its owner may restore it, only a
+ *   `ready` one), checks that the recording version under its marker is the one that manifest
+ *   describes (its seal id), then removes the recording's markers, then the manifest's: the very
+ *   versions deleted are current again (same bytes, ETag, seal id and fileId). It counts the file
+ *   again and removes the entry last, so a restore cut short is finished by the next.
+ * - An id with any manifest version is in use (storage-service.ts storeFile), whoever its
+ *   owner: a restore or purge never meets another owner's file under it.
+ * - Purge removes every version and marker of the manifest, then of the recording, then the
+ *   entry (last, so that a purge cut short is found and finished by the next one).
  * - The sweep purges what has been deleted longer than the window (`expireDeleted`): that a
  *   recording is gone once the window has passed is this code's promise, tested; the lifecycle
  *   rule is what clears every other noncurrent version (older manifests, markers, ledgers).
  *
- * With a window of 0, the bucket is not versioned: a delete is final, and nothing here runs.
+ * With a window of 0 the bucket is not versioned (a one-day rule drains one versioned before):
+ * a delete is final, and only the sweep's purge of entries left from before runs here.
  */
 
 export interface DeletedEntry {
