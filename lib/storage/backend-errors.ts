@@ -139,3 +139,26 @@ export async function backend<T>(operation: string, fileId: string | undefined, 
     throw toStorageError(error, operation, fileId);
   }
 }
+
+/** Tries of a conditional create that S3 answers 409 (another conditional write of the key under way). */
+const CREATE_TRIES = 4;
+
+/**
+ * `send` is a write made only if its key is absent (If-None-Match: *): its answer, or undefined
+ * when the key exists (nothing written). S3 answers 409 to two such writes of one key at once;
+ * the next try learns who won.
+ */
+export async function createIfAbsent<T>(send: () => Promise<T>, operation: string, fileId: string): Promise<T | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (error) {
+      if (isPreconditionFailed(error)) return undefined;
+      if (httpStatusOf(error) === 409 && attempt < CREATE_TRIES) {
+        await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+        continue;
+      }
+      throw toStorageError(error, operation, fileId);
+    }
+  }
+}

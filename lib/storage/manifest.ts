@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Keyring } from '../crypto/keyring.ts';
 import { openManifest, sealManifest, SEALED_MANIFEST_VERSION } from '../crypto/manifest-seal.ts';
 import { StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
-import { backend, httpStatusOf, isNotFound, isPreconditionFailed, toStorageError } from './backend-errors.ts';
+import { backend, createIfAbsent, isNotFound, isPreconditionFailed, toStorageError } from './backend-errors.ts';
 import { manifestKey } from './object-layout.ts';
 
 /**
@@ -85,8 +85,6 @@ export interface VersionedManifest {
 
 /** Pauses before reading a manifest again that did not parse or authenticate (see `read`). */
 const TORN_READ_RETRY_DELAYS_MS = [50, 250];
-/** Tries of a conditional create that S3 answers 409 (another conditional write of the key under way). */
-const CREATE_TRIES = 4;
 
 export class ManifestStore {
   readonly #s3: S3Client;
@@ -107,19 +105,8 @@ export class ManifestStore {
    */
   async create(manifest: Manifest): Promise<string | undefined> {
     const body = await this.#encode(manifest);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await this.#send(manifest.fileId, body, { IfNoneMatch: '*' })).ETag ?? '';
-      } catch (error) {
-        if (isPreconditionFailed(error)) return undefined;
-        // 409: S3's answer to two conditional writes of one key at once; the next try learns who won.
-        if (httpStatusOf(error) === 409 && attempt < CREATE_TRIES) {
-          await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
-          continue;
-        }
-        throw toStorageError(error, 'createManifest', manifest.fileId);
-      }
-    }
+    const out = await createIfAbsent(() => this.#send(manifest.fileId, body, { IfNoneMatch: '*' }), 'createManifest', manifest.fileId);
+    return out === undefined ? undefined : (out.ETag ?? '');
   }
 
   /**

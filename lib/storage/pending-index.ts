@@ -1,10 +1,9 @@
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { backend, httpStatusOf, isPreconditionFailed, toStorageError } from './backend-errors.ts';
+import { backend, createIfAbsent } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
 import { fileIdFromPendingKey, PENDING_PREFIX, pendingKey } from './object-layout.ts';
 
 const DELETED = 'deleted';
-const CLAIM_TRIES = 4;
 
 export interface PendingMarker {
   fileId: string;
@@ -50,20 +49,8 @@ export class PendingIndex {
    * another file's marker.
    */
   async claim(fileId: string): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key: pendingKey(fileId), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
-        return true;
-      } catch (error) {
-        if (isPreconditionFailed(error)) return false;
-        // 409: S3's answer to two conditional writes of one key at once; the next try learns who won.
-        if (httpStatusOf(error) === 409 && attempt < CLAIM_TRIES) {
-          await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
-          continue;
-        }
-        throw toStorageError(error, 'markPending', fileId);
-      }
-    }
+    const put = () => this.#s3.send(new PutObjectCommand({ Bucket: this.#bucket, Key: pendingKey(fileId), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
+    return (await createIfAbsent(put, 'markPending', fileId)) !== undefined;
   }
 
   /** Rewrites the marker of a file being deleted before it settled (see above). */
