@@ -1,18 +1,18 @@
 import {
-  DeleteObjectCommand,
+  DeleteObjectsCommand,
   HeadObjectCommand,
   ListObjectVersionsCommand,
   PutObjectCommand,
   type ObjectVersion,
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
-import { backend, backendCode, isNotFound, toStorageError } from './backend-errors.ts';
+import { backend, isNotFound, toStorageError } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
 import type { Manifest } from './manifest.ts';
 import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey, SEAL_ID_METADATA } from './object-layout.ts';
 import { ownerTag } from './owner-tags.ts';
 import type { StorageContext } from './storage-context.ts';
-import { StorageFileNotFoundError, StorageMetadataError } from '../errors/catalogue.ts';
+import { StorageFileNotFoundError, StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
 
 /**
@@ -100,11 +100,14 @@ export async function deletedEntry(ctx: StorageContext, owner: string, fileId: s
   }
 }
 
-/** The last manifest a deleted file had (the newest version under its delete markers), opened; undefined when none is left. */
+/**
+ * The last manifest a deleted file had (the newest version under its delete markers), opened;
+ * undefined when none is left, or when that version is the current one (the file is live: not deleted, or restored).
+ */
 export async function lastManifest(ctx: StorageContext, fileId: string, operation: string): Promise<Manifest | undefined> {
   const history = await keyHistory(ctx, manifestKey(fileId), operation);
   const newest = history.versions[0];
-  if (newest?.VersionId === undefined) return undefined;
+  if (newest?.VersionId === undefined || newest.IsLatest === true) return undefined;
   return (await ctx.manifests.read(fileId, { versionId: newest.VersionId }))?.manifest;
 }
 
@@ -141,8 +144,7 @@ export async function idEverUsed(ctx: StorageContext, fileId: string, operation:
 
 /** Removes the owner's entry of a deleted file (every version of it). */
 export async function forgetDeletion(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<void> {
-  const key = deletedKey(await ownerTag(ctx, owner), fileId);
-  await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
+  await removeAllVersions(ctx, deletedKey(await ownerTag(ctx, owner), fileId), operation);
 }
 
 /**
@@ -160,7 +162,8 @@ export async function purgeVersions(ctx: StorageContext, fileId: string, entryKe
 
 /** Every version and delete marker of exactly `key`. */
 export async function removeAllVersions(ctx: StorageContext, key: string, operation: string): Promise<void> {
-  await removeHistory(ctx, key, await keyHistory(ctx, key, operation), operation);
+  const history = await keyHistory(ctx, key, operation);
+  await removeVersionIds(ctx, key, [...history.markers, ...history.versions].map((v) => v.VersionId), operation);
 }
 
 /** The entry of a deleted file, whoever its owner: for an operator's erasure request (scripts/purge.ts). */
@@ -225,19 +228,17 @@ async function removeMarkers(ctx: StorageContext, key: string, history: KeyHisto
   await removeVersionIds(ctx, key, history.markers.map((m) => m.VersionId), operation);
 }
 
-async function removeHistory(ctx: StorageContext, key: string, history: KeyHistory, operation: string): Promise<void> {
-  await removeVersionIds(ctx, key, [...history.markers, ...history.versions].map((v) => v.VersionId), operation);
-}
-
+/** Removes the given versions of `Key`, a thousand to a request (DeleteObjects): a purge of a key with many versions is one call, not one a version. */
 async function removeVersionIds(ctx: StorageContext, Key: string, versionIds: (string | undefined)[], operation: string): Promise<void> {
-  for (const VersionId of versionIds) {
-    if (VersionId === undefined) continue;
-    await backend(operation, undefined, () =>
-      ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.bucket, Key, VersionId })).catch((error: unknown) => {
-        // Another restore or purge removed it first.
-        if (backendCode(error) === 'NoSuchVersion' || isNotFound(error)) return undefined;
-        throw error;
-      }),
+  const objects = versionIds.filter((VersionId) => VersionId !== undefined).map((VersionId) => ({ Key, VersionId }));
+  for (let start = 0; start < objects.length; start += 1000) {
+    const out = await backend(operation, undefined, () =>
+      ctx.s3.internal.send(new DeleteObjectsCommand({ Bucket: ctx.config.bucket, Delete: { Objects: objects.slice(start, start + 1000), Quiet: true } })),
     );
+    // A version another restore or purge removed first is no failure.
+    const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchVersion' && e.Code !== 'NoSuchKey');
+    if (failed.length > 0) {
+      throw new StorageOperationError('The storage backend refused to remove versions of a file.', { operation, details: { key: Key, code: failed[0]!.Code } });
+    }
   }
 }

@@ -470,7 +470,6 @@ export class StorageService {
         });
         // A file restored meanwhile, or one whose versions are gone, is not listed.
         if (manifest === undefined || manifest.owner !== owner || manifest.status !== 'ready') continue;
-        if ((await this.#ctx.manifests.read(entry.fileId)) !== undefined) continue;
         const { status: _status, updatedAt: _updated, ...info } = toFileInfo(manifest);
         files.push({ ...info, deletedAt: entry.deletedAt.toISOString(), restorableUntil: entry.restorableUntil.toISOString() });
       }
@@ -533,18 +532,18 @@ export class StorageService {
         removeUpload(this.#ctx, fileId, 'deleteFile'),
         manifest.multipart?.uploadId !== undefined && abortUpload(this.#ctx, fileId, manifest.multipart.uploadId, 'deleteFile'),
       ]);
-    if (manifest.status === 'ready' && recoveryEnabled(this.#ctx)) {
-      // Restorable first, then the manifest, then the objects: a delete cut short anywhere is a file
-      // listed and restored whole (recovery.ts), or purged when its window has passed.
-      await recordDeletion(this.#ctx, owner, fileId, 'deleteFile');
-      await manifests.delete(fileId);
-      await removeObjects();
-    } else if (isSettled(manifest.status)) {
-      // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
-      await removeObjects();
-      await manifests.delete(fileId);
-    }
     if (isSettled(manifest.status)) {
+      if (manifest.status === 'ready' && recoveryEnabled(this.#ctx)) {
+        // Restorable first, then the manifest, then the objects: a delete cut short anywhere is a
+        // file listed and restored whole (recovery.ts), or purged when its window has passed.
+        await recordDeletion(this.#ctx, owner, fileId, 'deleteFile');
+        await manifests.delete(fileId);
+        await removeObjects();
+      } else {
+        // Objects first, manifest last: a failure half-way leaves a manifest to retry the delete with.
+        await removeObjects();
+        await manifests.delete(fileId);
+      }
       await this.#releaseQuota(owner, fileId, 'deleteFile');
       if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
       await pending.remove(fileId);
