@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetBucketLifecycleConfigurationCommand, GetBucketVersioningCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wav } from '../support/audio-fixtures.ts';
 import { Client, sendToBucket, sha256 } from '../support/client-journey.ts';
@@ -97,4 +97,12 @@ describe('no plaintext at rest on MinIO', () => {
       expect((await stack.admin.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ServerSideEncryption, key).toBe('AES256');
     }
   }, 180_000);
+
+  it('npm start versions the final bucket with the recovery window: deleted recordings are kept 7 days, then expire', async () => {
+    const Bucket = stack.config.bucket;
+    expect((await stack.admin.send(new GetBucketVersioningCommand({ Bucket }))).Status).toBe('Enabled');
+    const { Rules } = await stack.admin.send(new GetBucketLifecycleConfigurationCommand({ Bucket }));
+    expect(Rules).toEqual([expect.objectContaining({ Status: 'Enabled', NoncurrentVersionExpiration: expect.objectContaining({ NoncurrentDays: 7 }) })]);
+    expect(stack.product.output()).toContain(`recovery window on ${Bucket}: versioned, deleted recordings restorable for 7 days`);
+  });
 });
