@@ -11,7 +11,7 @@ export default defineConfig({
       'test/lib/crypto/keyring.test.ts',
       'test/lib/crypto/manifest-seal.test.ts',
       'test/lib/auth/caller-token.test.ts',
-      'test/lib/http/range-header.test.ts',
+      'test/lib/byte-range.test.ts',
       'test/lib/http/error-response.test.ts',
       'test/lib/http/content-response.test.ts',
       'test/lib/observability/redaction.test.ts',

@@ -22,7 +22,7 @@ import { handler as presignParts } from '../functions/presign-parts.ts';
 import { handler as processUpload } from '../functions/process-upload.ts';
 import { finalKey, incomingKey } from '../lib/storage/object-layout.ts';
 import type { StorageContext } from '../lib/storage/storage-context.ts';
-import type { FileInfo } from '../lib/storage/storage-service.ts';
+import type { FileInfo } from '../lib/service/storage-service.ts';
 import { invoke, type Reply } from '../test/support/handlers.ts';
 import { apiEvent, lambdaContext, s3Event } from '../test/support/lambda-events.ts';
 import type { SyntheticRecording } from './synthetic-recording.ts';

@@ -28,7 +28,7 @@ import { parseConfig } from '../lib/config.ts';
 import { processFile } from '../lib/processing/process-upload.ts';
 import { incomingKey } from '../lib/storage/object-layout.ts';
 import { createStorageContext } from '../lib/storage/storage-context.ts';
-import { StorageService } from '../lib/storage/storage-service.ts';
+import { StorageService } from '../lib/service/storage-service.ts';
 import { bundle } from '../scripts/bundle.ts';
 import { signBearerToken } from '../scripts/local/dev-token.ts';
 import {

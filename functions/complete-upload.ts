@@ -1,5 +1,5 @@
 import { httpFunction, json, pathFileId } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /** POST /files/{fileId}/complete — completes a resumable upload once every part is there; processing follows. */
 export const handler = httpFunction('completeUpload', async (event, context) =>

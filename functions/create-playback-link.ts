@@ -1,6 +1,6 @@
 import { linkRequestSchema } from '../lib/auth/playback-link.ts';
 import { httpFunction, json, pathFileId, requestBody, requestOrigin } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /** POST /files/{fileId}/links — a short-lived playback link, usable with no header. */
 export const handler = httpFunction('createPlaybackLink', async (event, context) => {

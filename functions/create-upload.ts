@@ -1,5 +1,5 @@
 import { httpFunction, json, jsonBody } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /** POST /files — validates the request and returns a presigned upload. */
 export const handler = httpFunction('createUpload', async (event, context) => {

@@ -1,6 +1,6 @@
 import { StorageFileNotFoundError, ValidationError } from '../lib/errors/catalogue.ts';
 import { httpFunction, pathFileId } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /**
  * DELETE /files/{fileId}[?purge=true] — removes the file; it stays restorable for the recovery

@@ -1,5 +1,5 @@
 import { httpFunction, json, pathFileId } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /** GET /files/{fileId}/size — plaintext size of a ready file. */
 export const handler = httpFunction('getFileSize', async (event, context) => {

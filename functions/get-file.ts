@@ -1,7 +1,7 @@
 import { httpFunction, pathFileId } from '../lib/http/http-function.ts';
-import { parseRangeHeader } from '../lib/http/range-header.ts';
+import { parseRangeHeader } from '../lib/byte-range.ts';
 import { contentResponse } from '../lib/http/content-response.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /**
  * GET /files/{fileId}/content — decrypted bytes, whole (200) or by `Range` (206), with a bearer

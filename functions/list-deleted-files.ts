@@ -1,5 +1,5 @@
 import { httpFunction, json } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 
 /** GET /deleted-files — the caller's deleted files that can still be restored. */
 export const handler = httpFunction('listDeletedFiles', async (_event, context) =>

@@ -1,5 +1,5 @@
 import { httpFunction, json, pathFileId, requestBody } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 import { partsRequestSchema } from '../lib/upload/upload-request.ts';
 
 /** POST /files/{fileId}/parts — signed URLs for parts of a resumable upload, each for its exact size. */

@@ -1,5 +1,5 @@
 import { httpFunction, json, pathFileId, requestBody } from '../lib/http/http-function.ts';
-import { storageService } from '../lib/storage/storage-service.ts';
+import { storageService } from '../lib/service/storage-service.ts';
 import { s3RequestSchema } from '../lib/upload/upload-request.ts';
 
 /** POST /files/{fileId}/s3-requests — signs one S3 request of this file's upload, for clients that speak S3 (Uppy 6). */

@@ -6,7 +6,7 @@
  * without notice. The service reads its configuration from the STORAGE_* variables on first
  * use (lib/config.ts); a bad or missing value throws `ConfigError` naming the variable.
  *
- * Re-exported, not restated, so a change of a signature in lib/storage/storage-service.ts is
+ * Re-exported, not restated, so a change of a signature in lib/service/storage-service.ts is
  * the package's change too.
  */
 export {
@@ -19,14 +19,13 @@ export {
   type FileInfo,
   type GetFileOptions,
   type PlaybackLink,
-  type RangeRequest,
   type SealedFileContent,
   type StoreFileInput,
-} from './storage/storage-service.ts';
+} from './service/storage-service.ts';
 // Exports of getFile(…, { decrypt: false }), opened later with the keys (also storageService().openSealedExport).
-export { openSealedExport, type EncryptedExport, type KeyUnwrapper, type PlainExport, type SealedExport } from './storage/sealed-export.ts';
+export { openSealedExport, type EncryptedExport, type KeyUnwrapper, type PlainExport, type SealedExport } from './service/sealed-export.ts';
 export type { FileStatus } from './storage/manifest.ts';
-export type { ByteRange } from './storage/read-content.ts';
+export type { ByteRange, RangeRequest } from './byte-range.ts';
 export { ConfigError, type StorageConfig } from './config.ts';
 export {
   IdentityProviderUnavailableError,

@@ -10,7 +10,7 @@ import { operatorContext } from './local/operator-context.ts';
 import { StorageError } from '../lib/errors/catalogue.ts';
 import { isFileId } from '../lib/storage/object-layout.ts';
 import { findDeletedEntryKey, purgeVersions } from '../lib/storage/recovery.ts';
-import { StorageService } from '../lib/storage/storage-service.ts';
+import { StorageService } from '../lib/service/storage-service.ts';
 
 const fileIds = process.argv.slice(2);
 if (fileIds.length === 0 || !fileIds.every(isFileId)) {

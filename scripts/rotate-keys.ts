@@ -1,7 +1,7 @@
 /**
  * `npm run rotate-keys`: re-wraps every data key of the final bucket (recordings, manifests, the
  * owner-tag key) under the active key-encryption key, and seals manifests written before
- * manifests were sealed (lib/storage/key-rotation.ts). Run it after making a new key active
+ * manifests were sealed (lib/service/key-rotation.ts). Run it after making a new key active
  * (or after setting STORAGE_ENCRYPTION_KMS_KEY_ID), with the old keys still configured; once it
  * reports nothing left, the old keys can be removed.
  *
@@ -14,7 +14,7 @@
 import { ConfigError } from '../lib/config.ts';
 import { operatorContext } from './local/operator-context.ts';
 import { StorageError } from '../lib/errors/catalogue.ts';
-import { rotateKeys } from '../lib/storage/key-rotation.ts';
+import { rotateKeys } from '../lib/service/key-rotation.ts';
 
 try {
   const ctx = await operatorContext();

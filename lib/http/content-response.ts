@@ -1,6 +1,6 @@
 import { buffer } from 'node:stream/consumers';
 import { StorageFileSizeError } from '../errors/catalogue.ts';
-import type { FileContent } from '../storage/storage-service.ts';
+import type { FileContent } from '../service/storage-service.ts';
 import type { HttpResult } from './http-function.ts';
 
 /**

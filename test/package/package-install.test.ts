@@ -87,7 +87,7 @@ try {
 let deepImport = 'allowed';
 try {
   // @ts-expect-error the exports map publishes the entry point only
-  await import('transcribo-storage/dist/storage/storage-service.js');
+  await import('transcribo-storage/dist/service/storage-service.js');
 } catch (error) {
   deepImport = (error as { code?: string }).code ?? String(error);
 }
@@ -168,7 +168,7 @@ afterAll(() => {
 describe('transcribo-storage as an npm package', { timeout: 90_000 }, () => {
   it('ships the compiled library with its declarations, and none of the sources, tests or scripts', () => {
     const paths = packed.files.map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/storage/storage-service.js']));
+    expect(paths).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/service/storage-service.js']));
     expect(paths.filter((p) => !p.startsWith('dist/') && p !== 'package.json' && p !== 'README.md')).toEqual([]);
     expect(paths.filter((p) => !/\.(js|d\.ts)$/.test(p) && p.startsWith('dist/'))).toEqual([]);
     const installed = JSON.parse(readFileSync(join(scratch, 'node_modules', 'transcribo-storage', 'package.json'), 'utf8'));

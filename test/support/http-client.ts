@@ -1,4 +1,4 @@
-import type { CreatedUpload } from '../../lib/storage/storage-service.ts';
+import type { CreatedUpload } from '../../lib/service/storage-service.ts';
 
 /** Sends bytes to a presigned upload the way a web or mobile client would: plain fetch. */
 export async function sendUpload(upload: CreatedUpload['upload'], bytes: Uint8Array, filename = 'recording'): Promise<Response> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { parseConfig, type StorageConfig } from '../../lib/config.ts';
 import { createStorageContext, type StorageContext } from '../../lib/storage/storage-context.ts';
-import { StorageService } from '../../lib/storage/storage-service.ts';
+import { StorageService } from '../../lib/service/storage-service.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
 import { WEBHOOK_TARGET_ID } from '../../scripts/local/webhook-target.ts';
 import { getFreePort, startMinio, storageSettings, type MinioServer } from '../../scripts/minio.ts';

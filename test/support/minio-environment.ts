@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { parseConfig, type StorageConfig } from '../../lib/config.ts';
 import { createStorageContext, type StorageContext } from '../../lib/storage/storage-context.ts';
-import { StorageService } from '../../lib/storage/storage-service.ts';
+import { StorageService } from '../../lib/service/storage-service.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
 import { setDefaultEncryption, setRecoveryWindow } from '../../scripts/local/storage-setup.ts';
 

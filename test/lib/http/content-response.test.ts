@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { StorageFileSizeError } from '../../../lib/errors/catalogue.ts';
 import { contentResponse } from '../../../lib/http/content-response.ts';
-import type { FileContent, FileInfo } from '../../../lib/storage/storage-service.ts';
+import type { FileContent, FileInfo } from '../../../lib/service/storage-service.ts';
 
 const FILE_ID = '3f8b2c1a-1234-4abc-8def-0123456789ab';
 const SHA256 = 'ab'.repeat(32);

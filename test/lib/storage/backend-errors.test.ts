@@ -3,7 +3,7 @@ import { parseConfig } from '../../../lib/config.ts';
 import { StorageAuthenticationError, StorageConnectionError } from '../../../lib/errors/catalogue.ts';
 import { renderError } from '../../../lib/http/error-response.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
-import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { StorageService } from '../../../lib/service/storage-service.ts';
 import { getFreePort } from '../../../scripts/minio.ts';
 import { minioConnection, newKek } from '../../support/minio-environment.ts';
 

@@ -25,7 +25,7 @@ import {
 } from '../../../lib/storage/owner-quotas.ts';
 import { ownerTag } from '../../../lib/storage/owner-tags.ts';
 import { createStorageContext, type StorageContext } from '../../../lib/storage/storage-context.ts';
-import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { StorageService } from '../../../lib/service/storage-service.ts';
 import { notAudio, wav } from '../../support/audio-fixtures.ts';
 import { sendUpload } from '../../support/http-client.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../../support/minio-environment.ts';

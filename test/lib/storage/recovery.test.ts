@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileIdInUseError, StorageFileNotFoundError, StorageMetadataError, StorageQuotaError } from '../../../lib/errors/catalogue.ts';
 import { sweep } from '../../../lib/processing/sweep.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
-import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { StorageService } from '../../../lib/service/storage-service.ts';
 import { recordDeletion, undeleteManifest } from '../../../lib/storage/recovery.ts';
 import { parseConfig } from '../../../lib/config.ts';
 import { sha256, wav } from '../../support/audio-fixtures.ts';

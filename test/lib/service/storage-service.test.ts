@@ -12,9 +12,9 @@ import {
   StorageMetadataError,
   ValidationError,
 } from '../../../lib/errors/catalogue.ts';
-import { openSealedExport, type SealedExport } from '../../../lib/storage/sealed-export.ts';
+import { openSealedExport, type SealedExport } from '../../../lib/service/sealed-export.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
-import { StorageService } from '../../../lib/storage/storage-service.ts';
+import { StorageService } from '../../../lib/service/storage-service.ts';
 import { removeAllVersions } from '../../../lib/storage/recovery.ts';
 import { finalKey } from '../../../lib/storage/object-layout.ts';
 import { processFile } from '../../../lib/processing/process-upload.ts';
@@ -113,7 +113,7 @@ describe('StorageService (library API for backends)', () => {
     const bounded = await clear.getFile('u', info.fileId, { range: { start: 70_000, end: 80_000 } });
     expect((await buffer(bounded.stream)).equals(bytes.subarray(70_000, 80_001))).toBe(true);
     // Where encryption is on, a clear manifest is refused until npm run rotate-keys seals it
-    // (test/lib/storage/key-rotation.test.ts): it could as well be an attacker's edit.
+    // (test/lib/service/key-rotation.test.ts): it could as well be an attacker's edit.
     await expect(env.service.getFile('u', info.fileId)).rejects.toMatchObject({ name: 'StorageMetadataError' });
   });
 

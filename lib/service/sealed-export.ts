@@ -2,8 +2,8 @@ import { Readable } from 'node:stream';
 import { createDecryptStream, decodeEncryptionMetadata, type EncryptionMetadata } from '../crypto/frame-format.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
-import type { Manifest } from './manifest.ts';
-import { isFileId } from './object-layout.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { isFileId } from '../storage/object-layout.ts';
 import { chain, Sha256Verifier } from './read-content.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../../lib/errors/catalogue.ts';
-import { parseRangeHeader } from '../../../lib/http/range-header.ts';
+import { ValidationError } from '../../lib/errors/catalogue.ts';
+import { parseRangeHeader } from '../../lib/byte-range.ts';
 
 describe('parseRangeHeader', () => {
   it.each([

@@ -3,7 +3,6 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import {
   FileIdInUseError,
-  RangeNotSatisfiableError,
   StorageFileCorruptedError,
   StorageFileNotFoundError,
   StorageFileSizeError,
@@ -24,16 +23,17 @@ import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
 import { MultipartUploads, partLayout, type PartLayout, type S3RequestToSign } from '../upload/multipart-upload.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
-import { backend } from './backend-errors.ts';
-import { abortUpload, removeStoredObject, removeUpload } from './file-objects.ts';
-import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from './manifest.ts';
-import { finalKey, incomingKey, isFileId } from './object-layout.ts';
-import { assertSameSeal, openPlaintext, prefetchFrames, type ByteRange } from './read-content.ts';
+import { backend } from '../storage/backend-errors.ts';
+import { abortUpload, removeStoredObject, removeUpload } from '../storage/file-objects.ts';
+import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
+import { finalKey, incomingKey, isFileId } from '../storage/object-layout.ts';
+import { boundRange, resolveRange, type ByteRange, type RangeRequest } from '../byte-range.ts';
+import { assertSameSeal, openPlaintext, prefetchFrames } from './read-content.ts';
 import { describeStoredObject, openSealedExport, type SealedExport } from './sealed-export.ts';
-import { OwnerQuotas } from './owner-quotas.ts';
-import { deletedEntry, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from './recovery.ts';
-import { UsageLedger } from './usage-ledger.ts';
-import { sharedStorageContext, type StorageContext } from './storage-context.ts';
+import { OwnerQuotas } from '../storage/owner-quotas.ts';
+import { deletedEntry, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from '../storage/recovery.ts';
+import { UsageLedger } from '../storage/usage-ledger.ts';
+import { sharedStorageContext, type StorageContext } from '../storage/storage-context.ts';
 
 /**
  * The storage service: the library API that backends call and that the functions are thin
@@ -112,7 +112,7 @@ export interface SealedFileContent {
   info: FileInfo;
   /** The stored bytes, whole: sealed frames for an encrypted file, the plaintext for one stored in the clear. */
   stream: Readable;
-  /** What `openSealedExport` needs with the keys; never the data key itself (lib/storage/sealed-export.ts). */
+  /** What `openSealedExport` needs with the keys; never the data key itself (lib/service/sealed-export.ts). */
   sealed: SealedExport;
   range: undefined;
   /** Bytes of the stream (`sealed.storedSize`). */
@@ -332,7 +332,7 @@ export class StorageService {
    *
    * `decrypt: false` returns the stored object instead, whole and as it is in the bucket, with
    * `sealed`, what `openSealedExport` needs besides the keys to open it later (see
-   * lib/storage/sealed-export.ts). A range is refused then (`ValidationError`): an export is
+   * lib/service/sealed-export.ts). A range is refused then (`ValidationError`): an export is
    * opened whole, its SHA-256 checked; parts of a file are read decrypted.
    */
   getFile(owner: string, fileId: string, options?: GetFileOptions & { decrypt?: true }): Promise<FileContent>;
@@ -345,7 +345,7 @@ export class StorageService {
       }
       if (options.decrypt === false) return this.#exportStored(owner, fileId, options);
       const specs = options.range === undefined ? undefined : ([] as RangeRequest[]).concat(options.range);
-      const single = specs?.length === 1 ? bounded(specs[0]!, options.maxLength) : undefined;
+      const single = specs?.length === 1 ? boundRange(specs[0]!, options.maxLength) : undefined;
       const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
       let manifest: ReadyManifest;
       let range: ByteRange | undefined;
@@ -423,7 +423,7 @@ export class StorageService {
    * Opens an export of `getFile(…, { decrypt: false })` with this deployment's keys: the
    * plaintext, every frame authenticated and the SHA-256 checked (`StorageFileCorruptedError`
    * otherwise). Needs nothing of the file in storage: it may be long deleted. Elsewhere, with a
-   * `Keyring` of the same keys, `openSealedExport` of lib/storage/sealed-export.ts does the same.
+   * `Keyring` of the same keys, `openSealedExport` of lib/service/sealed-export.ts does the same.
    */
   openSealedExport(sealed: SealedExport, stored: Readable | Uint8Array): Promise<Readable> {
     return openSealedExport(sealed, stored, sealed?.encrypted === true ? this.#ctx.keyring : undefined);
@@ -707,40 +707,6 @@ function newManifest(
     uploadExpiresAt: new Date(now.getTime() + uploadTtlSeconds * 1000).toISOString(),
     attempts: 0,
   };
-}
-
-/** A byte range as HTTP states it: `start-end`, `start-` (open end) or `-suffix` (last bytes). */
-export type RangeRequest = { start: number; end?: number } | { suffix: number };
-
-/** A range that starts at a position, shortened to `maxLength` bytes; other ranges as they are. */
-function bounded(request: RangeRequest, maxLength: number | undefined): RangeRequest {
-  if ('suffix' in request || maxLength === undefined) return request;
-  const end = Math.min(request.end ?? Infinity, request.start + maxLength - 1);
-  return Number.isFinite(end) ? { start: request.start, end } : { start: request.start };
-}
-
-/**
- * RFC 9110 §14.1.2 and §15.3.7: each range is clamped to the file; those that cannot be
- * satisfied (first position past the end, a last position before the first, an empty suffix)
- * are dropped, and 416 answers only when none is left. What remains is served as one part
- * covering it, shortened to `maxLength` from its start.
- */
-function resolveRange(requests: readonly RangeRequest[], total: number, fileId: string, maxLength?: number): ByteRange {
-  const satisfiable = requests.flatMap((request): ByteRange[] => {
-    if ('suffix' in request) return request.suffix > 0 ? [{ start: Math.max(0, total - request.suffix), end: total - 1 }] : [];
-    if (request.start >= total || (request.end !== undefined && request.end < request.start)) return [];
-    return [{ start: request.start, end: Math.min(request.end ?? total - 1, total - 1) }];
-  });
-  if (satisfiable.length === 0) {
-    throw new RangeNotSatisfiableError(`Range cannot be satisfied; the file has ${total} bytes.`, {
-      operation: 'getFile',
-      fileId,
-      details: { total },
-    });
-  }
-  const start = Math.min(...satisfiable.map((r) => r.start));
-  const end = Math.max(...satisfiable.map((r) => r.end));
-  return { start, end: maxLength === undefined ? end : Math.min(end, start + maxLength - 1) };
 }
 
 export function toFileInfo(manifest: Manifest): FileInfo {

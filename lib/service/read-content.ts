@@ -10,11 +10,11 @@ import {
   framesTouched,
 } from '../crypto/frame-format.ts';
 import { StorageFileCorruptedError, StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
-import { backend } from './backend-errors.ts';
-import type { Manifest } from './manifest.ts';
-import { finalKey, SEAL_ID_METADATA } from './object-layout.ts';
-import type { StorageContext } from './storage-context.ts';
-import type { RangeRequest } from './storage-service.ts';
+import { backend } from '../storage/backend-errors.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { finalKey, SEAL_ID_METADATA } from '../storage/object-layout.ts';
+import type { StorageContext } from '../storage/storage-context.ts';
+import type { ByteRange, RangeRequest } from '../byte-range.ts';
 
 /**
  * Reads a stored recording back as plaintext. A range fetches only the ciphertext frames it
@@ -29,11 +29,6 @@ import type { RangeRequest } from './storage-service.ts';
  * out to be stored otherwise, the prefetch is dropped and the right bytes fetched instead.
  */
 
-export interface ByteRange {
-  start: number;
-  /** Inclusive. */
-  end: number;
-}
 
 /** Ciphertext frames requested before the manifest is known; see the note above. */
 export interface FramePrefetch {

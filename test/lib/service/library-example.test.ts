@@ -19,11 +19,11 @@ import { prepareMinioEnvironment, type MinioEnvironment } from '../../support/mi
 const root = resolve(import.meta.dirname, '..', '..', '..');
 const example = (() => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const match = /<!-- tested by test\/lib\/storage\/library-example\.test\.ts -->\n```ts\n([\s\S]*?)```/.exec(readme);
+  const match = /<!-- tested by test\/lib\/service\/library-example\.test\.ts -->\n```ts\n([\s\S]*?)```/.exec(readme);
   if (!match) throw new Error('README lost its library example block');
   return match[1]!;
 })();
-const entry = ['lib/index.ts', 'lib/storage/storage-service.ts'].map((path) => join(root, path)).find((path) => existsSync(path))!;
+const entry = ['lib/index.ts', 'lib/service/storage-service.ts'].map((path) => join(root, path)).find((path) => existsSync(path))!;
 const RESULT = 'EXAMPLE-RESULT ';
 
 let env: MinioEnvironment;

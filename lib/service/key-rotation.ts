@@ -4,12 +4,12 @@ import { decodeEncryptionMetadata, encodeEncryptionMetadata } from '../crypto/fr
 import type { Keyring } from '../crypto/keyring.ts';
 import { StorageOperationError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
-import { backend, isNotFound, isPreconditionFailed } from './backend-errors.ts';
-import { listObjects } from './bucket-listing.ts';
-import type { Manifest } from './manifest.ts';
-import { finalKey, isFileId, SEAL_ID_METADATA } from './object-layout.ts';
-import { readTagKey, writeTagKey } from './owner-tags.ts';
-import type { StorageContext } from './storage-context.ts';
+import { backend, isNotFound, isPreconditionFailed } from '../storage/backend-errors.ts';
+import { listObjects } from '../storage/bucket-listing.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { finalKey, isFileId, SEAL_ID_METADATA } from '../storage/object-layout.ts';
+import { readTagKey, writeTagKey } from '../storage/owner-tags.ts';
+import type { StorageContext } from '../storage/storage-context.ts';
 
 /**
  * Key rotation (`npm run rotate-keys`): brings every key the final bucket holds under the active
