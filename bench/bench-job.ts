@@ -10,7 +10,10 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { processFile } from '../lib/processing/process-upload.ts';
 import { sharedStorageContext } from '../lib/storage/storage-context.ts';
-import { PART_SIZE, QUEUE_SIZE } from '../lib/processing/seal-recording.ts';
+
+// The plain copy as lib-storage makes it by default: 5 MiB parts, 4 at a time.
+const PART_SIZE = 5 * 1024 * 1024;
+const QUEUE_SIZE = 4;
 
 const [kind, a, b] = process.argv.slice(2);
 const ctx = sharedStorageContext();

@@ -165,99 +165,97 @@ class FrameSealer {
 }
 
 /**
- * Plaintext chunks of any size in, sealed frames out. A frame can only be sealed once it is
- * known whether it is the final one, so the last full frame waits for either more input or
- * the end. Full frames inside a chunk are sealed in place; only bytes that straddle chunks are
- * copied. A held frame may be a view of the caller's chunk: like any buffered stream, this
- * relies on writers not reusing a buffer once written.
+ * Plaintext chunks of any size in, sealed frames out, handed to `emit` as they are sealed (the
+ * caller copies them where they go: the writer's part buffers). A frame can only be sealed once
+ * it is known whether it is the final one, so the last full frame waits for either more input
+ * or the end. Full frames inside a chunk are sealed in place; only bytes that straddle chunks
+ * are copied. A held frame may be a view of the caller's chunk: the caller must not reuse a
+ * chunk's memory once written (a network stream's chunks are never reused).
  */
-export function createEncryptStream(p: FrameParams): Transform {
-  const sealer = new FrameSealer(p);
-  const frameSize = sealer.frameSize;
-  let index = 0;
-  let held: Buffer | undefined;
-  let partial: Buffer | undefined;
-  let partialLength = 0;
-  let heldIsOwn = false;
+export class FrameEncryptor {
+  readonly #sealer: FrameSealer;
+  readonly #frameSize: number;
+  #index = 0;
+  #held: Buffer | undefined;
+  #heldIsOwn = false;
+  #partial: Buffer | undefined;
+  #partialLength = 0;
 
-  const seal = (stream: Transform, frame: Buffer, final: boolean): void => {
-    if (index >= MAX_FRAMES) {
+  constructor(p: FrameParams) {
+    this.#sealer = new FrameSealer(p);
+    this.#frameSize = this.#sealer.frameSize;
+  }
+
+  write(chunk: Buffer, emit: (sealed: Buffer) => void): void {
+    const length = chunk.length;
+    if (length === 0) return;
+    const frameSize = this.#frameSize;
+    this.#releaseHeld(emit);
+    let offset = 0;
+    if (this.#partialLength > 0) {
+      const buffer = this.#partial!;
+      offset = Math.min(frameSize - this.#partialLength, length);
+      chunk.copy(buffer, this.#partialLength, 0, offset);
+      this.#partialLength += offset;
+      if (this.#partialLength < frameSize) return;
+      this.#partialLength = 0;
+      if (offset === length) {
+        this.#held = buffer;
+        this.#heldIsOwn = true;
+        this.#partial = undefined;
+        return;
+      }
+      this.#seal(buffer, false, emit);
+    }
+    while (length - offset > frameSize) {
+      this.#seal(chunk.subarray(offset, offset + frameSize), false, emit);
+      offset += frameSize;
+    }
+    const rest = length - offset;
+    if (rest === frameSize) {
+      this.#held = chunk.subarray(offset);
+    } else {
+      this.#partial ??= Buffer.allocUnsafe(frameSize);
+      chunk.copy(this.#partial, 0, offset);
+      this.#partialLength = rest;
+    }
+  }
+
+  /** Seals the final frame (an empty one for an empty file). */
+  end(emit: (sealed: Buffer) => void): void {
+    if (this.#held !== undefined) this.#seal(this.#held, true, emit);
+    else this.#seal(this.#partial === undefined ? Buffer.alloc(0) : this.#partial.subarray(0, this.#partialLength), true, emit);
+    this.#held = undefined;
+    this.#partial = undefined;
+    this.#partialLength = 0;
+  }
+
+  // Seals the held frame now that more input follows it; if it was our own buffer, it is reused.
+  #releaseHeld(emit: (sealed: Buffer) => void): void {
+    if (this.#held === undefined) return;
+    this.#seal(this.#held, false, emit);
+    if (this.#heldIsOwn) this.#partial = this.#held;
+    this.#held = undefined;
+    this.#heldIsOwn = false;
+  }
+
+  #seal(frame: Buffer, final: boolean, emit: (sealed: Buffer) => void): void {
+    const sealer = this.#sealer;
+    if (this.#index >= MAX_FRAMES) {
       throw new StorageFileSizeError('The file is too large to encrypt', {
         operation: 'encrypt',
         fileId: sealer.fileId,
-        details: { frameSize },
+        details: { frameSize: this.#frameSize },
       });
     }
-    const cipher = createCipheriv(CIPHER, sealer.key, sealer.nonce(index, final), { authTagLength: TAG_LENGTH });
+    const cipher = createCipheriv(CIPHER, sealer.key, sealer.nonce(this.#index, final), { authTagLength: TAG_LENGTH });
     cipher.setAAD(sealer.aad);
     const sealed = cipher.update(frame);
     cipher.final();
-    if (sealed.length > 0) stream.push(sealed);
-    stream.push(cipher.getAuthTag());
-    index += 1;
-  };
-
-  // Seals the held frame now that more input follows it; if it was our own buffer, it is reused.
-  const releaseHeld = (stream: Transform): void => {
-    if (held === undefined) return;
-    seal(stream, held, false);
-    if (heldIsOwn) partial = held;
-    held = undefined;
-    heldIsOwn = false;
-  };
-
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      try {
-        const length = chunk.length;
-        if (length === 0) return callback();
-        releaseHeld(this);
-        let offset = 0;
-        if (partialLength > 0) {
-          const buffer = partial!;
-          offset = Math.min(frameSize - partialLength, length);
-          chunk.copy(buffer, partialLength, 0, offset);
-          partialLength += offset;
-          if (partialLength < frameSize) return callback();
-          partialLength = 0;
-          if (offset === length) {
-            held = buffer;
-            heldIsOwn = true;
-            partial = undefined;
-            return callback();
-          }
-          seal(this, buffer, false);
-        }
-        while (length - offset > frameSize) {
-          seal(this, chunk.subarray(offset, offset + frameSize), false);
-          offset += frameSize;
-        }
-        const rest = length - offset;
-        if (rest === frameSize) {
-          held = chunk.subarray(offset);
-        } else {
-          partial ??= Buffer.allocUnsafe(frameSize);
-          chunk.copy(partial, 0, offset);
-          partialLength = rest;
-        }
-        callback();
-      } catch (error) {
-        callback(error as Error);
-      }
-    },
-    flush(callback: TransformCallback) {
-      try {
-        if (held !== undefined) seal(this, held, true);
-        else seal(this, partial === undefined ? Buffer.alloc(0) : partial.subarray(0, partialLength), true);
-        held = undefined;
-        partial = undefined;
-        partialLength = 0;
-        callback();
-      } catch (error) {
-        callback(error as Error);
-      }
-    },
-  });
+    if (sealed.length > 0) emit(sealed);
+    emit(cipher.getAuthTag());
+    this.#index += 1;
+  }
 }
 
 export interface DecryptParams extends FrameParams {

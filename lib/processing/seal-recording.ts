@@ -1,37 +1,42 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { AudioExtension } from '../audio-formats.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import {
   DEFAULT_FRAME_SIZE,
   FORMAT_VERSION,
-  createEncryptStream,
+  FrameEncryptor,
+  cipherSize,
   encodeEncryptionMetadata,
   newNoncePrefix,
 } from '../crypto/frame-format.ts';
 import { toStorageError } from '../storage/backend-errors.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { finalKey, SEAL_ID_METADATA } from '../storage/object-layout.ts';
+import { PartWriter } from '../storage/part-writer.ts';
 import type { AudioDescription } from './audio-check.ts';
 import { UploadInspector, UploadRejection } from './upload-inspector.ts';
-import { timeTransform } from './transform-timer.ts';
 
 /**
- * One streaming pass from a plaintext source to the final object:
- *   source → inspect (size, SHA-256, magic bytes, audio structure and metadata) → encrypt (framed AES-256-GCM) → multipart upload.
- * Memory stays bounded by the upload's part buffers, whatever the file's size.
- * A content problem surfaces as `UploadRejection` and leaves no final object behind.
+ * The one write path of a recording, for an upload being processed and for `storeFile` alike:
+ * one loop over the plaintext source that, for each piece, inspects it (size, SHA-256, magic
+ * bytes, audio structure), seals it into 64 KiB AES-256-GCM frames and copies the frames into
+ * the part writer's buffers, which go to the final bucket as parts (lib/storage/part-writer.ts).
+ * No stream stage sits between the steps, and no part buffer is allocated per part.
+ *
+ * Nothing is visible under the final key before every check has passed: the declared SHA-256
+ * is compared before the object is completed, and any failure aborts the multipart upload. A
+ * content problem surfaces as `UploadRejection`; an abort (a lost lease, a delete) as the
+ * signal's reason; a backend failure as a StorageError.
  */
 
 export interface SealInput {
   s3: S3Client;
   bucket: string;
   fileId: string;
-  source: Readable;
+  /** The plaintext; a promise of it lets the writer's first request run beside opening it. */
+  source: Readable | Promise<Readable>;
   extension: AudioExtension;
   expectedSize?: number | undefined;
   maxSize: number;
@@ -56,101 +61,149 @@ export interface SealResult {
   audio: AudioDescription;
 }
 
-export const PART_SIZE = 5 * 1024 * 1024;
-export const QUEUE_SIZE = 4;
 
 export async function sealRecording(input: SealInput): Promise<SealResult> {
-  const inspector = new UploadInspector({
-    extension: input.extension,
-    expectedSize: input.expectedSize,
-    maxSize: input.maxSize,
-  });
-  const stages: NodeJS.ReadWriteStream[] = [inspector];
-  // The seal id ties this object to the manifest that describes it (see read-content.ts).
-  const sealId = randomBytes(16).toString('base64url');
-  const metadata: Record<string, string> = { 'file-id': input.fileId, [SEAL_ID_METADATA]: sealId };
-  let encryptTimer: { elapsedMs: () => number } | undefined;
-
-  if (input.keyring) {
-    const { dataKey, kekId, wrappedKey } = await input.keyring.newDataKey();
-    const noncePrefix = newNoncePrefix();
-    const encryptor = createEncryptStream({ dataKey, noncePrefix, frameSize: DEFAULT_FRAME_SIZE, fileId: input.fileId });
-    dataKey.fill(0);
-    encryptTimer = timeTransform(encryptor);
-    stages.push(encryptor);
-    Object.assign(
+  const { fileId, keyring, signal } = input;
+  const opening = Promise.resolve(input.source);
+  let source: Readable | undefined;
+  const stop = () => source?.destroy(signal?.reason as Error);
+  signal?.addEventListener('abort', stop, { once: true });
+  const inspector = new UploadInspector({ extension: input.extension, expectedSize: input.expectedSize, maxSize: input.maxSize });
+  let writer: PartWriter | undefined;
+  try {
+    // The seal id ties this object to the manifest that describes it (see lib/service/read-content.ts).
+    const sealId = randomBytes(16).toString('base64url');
+    const metadata: Record<string, string> = { 'file-id': fileId, [SEAL_ID_METADATA]: sealId };
+    let encryptor: FrameEncryptor | undefined;
+    if (keyring) {
+      const { dataKey, kekId, wrappedKey } = await keyring.newDataKey();
+      const noncePrefix = newNoncePrefix();
+      encryptor = new FrameEncryptor({ dataKey, noncePrefix, frameSize: DEFAULT_FRAME_SIZE, fileId });
+      dataKey.fill(0);
+      Object.assign(metadata, encodeEncryptionMetadata({ version: FORMAT_VERSION, kekId, wrappedKey, noncePrefix, frameSize: DEFAULT_FRAME_SIZE }));
+    }
+    const expectedSize = input.expectedSize;
+    writer = new PartWriter({
+      s3: input.s3,
+      bucket: input.bucket,
+      key: finalKey(fileId),
+      contentType: keyring ? 'application/octet-stream' : undefined,
       metadata,
-      encodeEncryptionMetadata({ version: FORMAT_VERSION, kekId, wrappedKey, noncePrefix, frameSize: DEFAULT_FRAME_SIZE }),
-    );
+      expectedSize: expectedSize === undefined ? undefined : keyring ? cipherSize(expectedSize, DEFAULT_FRAME_SIZE) : expectedSize,
+      // Sealed frames authenticate themselves; plaintext stored in the clear keeps its signed payload.
+      unsignedPayload: keyring !== undefined,
+    });
+    const append = writer.append;
+
+    source = await opening;
+    if (signal?.aborted) throw signal.reason;
+    let encryptMs = 0;
+    const seal = (piece: Buffer): Promise<void> | undefined => {
+      if (encryptor) {
+        const started = performance.now();
+        encryptor.write(piece, append);
+        encryptMs += performance.now() - started;
+      } else {
+        append(piece);
+      }
+      return writer!.busy ? writer!.ready() : undefined;
+    };
+    await eachPiece(source, (piece) => {
+      const behind = inspector.write(piece);
+      return behind ? behind.then(() => seal(piece)) : seal(piece);
+    });
+    const inspected = await inspector.end();
+    encryptor?.end(append);
+    if (input.declaredSha256 !== undefined && input.declaredSha256 !== inspected.sha256) {
+      throw new UploadRejection('content does not match the declared SHA-256', 'sha256_mismatch');
+    }
+    if (signal?.aborted) throw signal.reason;
+    await writer.complete();
+    return {
+      sha256: inspected.sha256,
+      size: inspected.size,
+      storedSize: writer.size,
+      encrypted: keyring !== undefined,
+      frameSize: keyring ? DEFAULT_FRAME_SIZE : undefined,
+      encryptMs,
+      sealId,
+      audio: inspected.audio,
+    };
+  } catch (error) {
+    inspector.abort();
+    // A source not opened yet is closed once it opens: its connection must not linger.
+    if (source) source.destroy();
+    else void opening.then((opened) => opened.destroy(), () => undefined);
+    await writer?.abort();
+    // Whoever aborted decides what becomes of the file (it may be another run's by now).
+    if (signal?.aborted) throw signal.reason;
+    if (error instanceof UploadRejection) throw error;
+    throw toStorageError(error, 'storeObject', fileId);
+  } finally {
+    signal?.removeEventListener('abort', stop);
   }
-
-  let storedSize = 0;
-  const body = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      storedSize += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const flowing = pipeline([input.source, ...stages, body] as NodeJS.ReadWriteStream[]);
-  const upload = new Upload({
-    client: input.s3,
-    params: {
-      Bucket: input.bucket,
-      Key: finalKey(input.fileId),
-      Body: body,
-      ContentType: input.keyring ? 'application/octet-stream' : undefined,
-      Metadata: metadata,
-    },
-    partSize: PART_SIZE,
-    queueSize: QUEUE_SIZE,
-    leavePartsOnError: false,
-  });
-
-  const onAbort = () => {
-    void upload.abort().catch(() => undefined);
-    body.destroy(input.signal?.reason as Error);
-  };
-  if (input.signal?.aborted) onAbort();
-  input.signal?.addEventListener('abort', onAbort, { once: true });
-
-  // A failed upload stops reading its body; destroying it ends the pipeline instead of stalling it.
-  const uploading = upload.done().catch((error: unknown) => {
-    body.destroy(error as Error);
-    throw error;
-  });
-  const [piped, uploaded] = await Promise.allSettled([flowing, uploading]);
-  input.signal?.removeEventListener('abort', onAbort);
-  // Whoever aborted decides what becomes of an object that completed anyway (it may be another run's by now).
-  if (input.signal?.aborted) throw input.signal.reason;
-  const failure = [piped, uploaded].find((r) => r.status === 'rejected' && r.reason instanceof UploadRejection) ??
-    [piped, uploaded].find((r) => r.status === 'rejected');
-  if (failure?.status === 'rejected') {
-    if (uploaded.status === 'fulfilled') await deleteQuietly(input);
-    if (failure.reason instanceof UploadRejection) throw failure.reason;
-    throw toStorageError(failure.reason, 'storeObject', input.fileId);
-  }
-
-  const inspected = inspector.result!;
-  if (input.declaredSha256 !== undefined && input.declaredSha256 !== inspected.sha256) {
-    await deleteQuietly(input);
-    throw new UploadRejection('content does not match the declared SHA-256', 'sha256_mismatch');
-  }
-  return {
-    sha256: inspected.sha256,
-    size: inspected.size,
-    storedSize,
-    encrypted: input.keyring !== undefined,
-    frameSize: input.keyring ? DEFAULT_FRAME_SIZE : undefined,
-    encryptMs: encryptTimer?.elapsedMs() ?? 0,
-    sealId,
-    audio: inspected.audio,
-  };
 }
 
-async function deleteQuietly(input: SealInput): Promise<void> {
-  await input.s3
-    .send(new DeleteObjectCommand({ Bucket: input.bucket, Key: finalKey(input.fileId) }))
-    .catch(() => undefined);
+/** The most plaintext handled between two looks at the writer: a part can fill at most once per piece. */
+const PIECE = 1024 * 1024;
+
+/**
+ * Hands the source's chunks (cut to PIECE at most) to `handle` as they arrive, pausing the
+ * source while a returned promise is pending. 'data' events rather than an async iterator:
+ * the iterator's read() joins whatever is buffered into a new buffer, a copy of every byte.
+ */
+function eachPiece(source: Readable, handle: (piece: Buffer) => Promise<void> | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    let waiting = false;
+    let ended = false;
+    const fail = (error: unknown) => {
+      if (settled) return;
+      settled = true;
+      source.off('data', onData);
+      reject(error);
+    };
+    const finish = () => {
+      if (settled || waiting || !ended) return;
+      settled = true;
+      resolve();
+    };
+    /** Handles the pieces of `chunk` from `from` on; false when it stopped to wait for one. */
+    const run = (chunk: Buffer, from: number): boolean => {
+      for (let at = from; at < chunk.length; at += PIECE) {
+        let pending: Promise<void> | undefined;
+        try {
+          pending = handle(chunk.length <= PIECE ? chunk : chunk.subarray(at, at + PIECE));
+        } catch (error) {
+          fail(error);
+          return false;
+        }
+        if (pending) {
+          waiting = true;
+          source.pause();
+          pending.then(() => {
+            waiting = false;
+            if (settled || !run(chunk, at + PIECE)) return;
+            // 'end' may have come while the last chunk waited: it was its last piece.
+            if (ended) finish();
+            else source.resume();
+          }, fail);
+          return false;
+        }
+      }
+      return true;
+    };
+    const onData = (chunk: Buffer) => void run(chunk, 0);
+    source.on('data', onData);
+    source.once('end', () => {
+      ended = true;
+      finish();
+    });
+    source.once('error', fail);
+    source.once('close', () => {
+      if (!ended) fail(new Error('the source closed before its end'));
+    });
+  });
 }
 
 /** What the manifest records of a sealed recording. */

@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import { SNIFF_BYTES, sniffAudio, type AudioExtension } from '../audio-formats.ts';
 import { InvalidAudio } from '../audio/container-walker.ts';
 import { AudioCheck, type AudioDescription } from './audio-check.ts';
 
-/** The upload's content is not what was declared: the client's fault, final, never retried. */
 /**
  * Why an upload is refused, as a metric dimension and an alarm can name it (the message says it to a person).
  * `wrong_format`: its first bytes are another format's, or none; `invalid_audio`: they are right,
@@ -12,6 +10,7 @@ import { AudioCheck, type AudioDescription } from './audio-check.ts';
  */
 export type RejectionCode = 'too_large' | 'size_mismatch' | 'wrong_format' | 'invalid_audio' | 'sha256_mismatch';
 
+/** The upload's content is not what was declared: the client's fault, final, never retried. */
 export class UploadRejection extends Error {
   override name = 'UploadRejection';
 
@@ -30,13 +29,14 @@ export interface InspectionResult {
 }
 
 /**
- * Passes the plaintext through unchanged while it counts it, hashes it, checks its first bytes
- * and has the audio check read it whole (container structure and music-metadata), so that one
- * read of the upload serves every check. It fails as early as it can: on the first bytes for a
- * wrong format, on the first byte past the declared size, on the first inconsistency in the
- * container; and it ends its stream only once the audio check has accepted the whole file.
+ * Counts the plaintext, hashes it, checks its first bytes and has the audio check read it whole
+ * (container structure and music-metadata), so that one read of the upload serves every check.
+ * It is called in line by the sealing loop (no stream of its own: one less hop per chunk), and
+ * fails as early as it can: on the first bytes for a wrong format, on the first byte past the
+ * declared size, on the first inconsistency in the container. `end` resolves only once the audio
+ * check has accepted the whole file.
  */
-export class UploadInspector extends Transform {
+export class UploadInspector {
   readonly #hash = createHash('sha256');
   readonly #extension: AudioExtension;
   readonly #expectedSize: number | undefined;
@@ -47,70 +47,71 @@ export class UploadInspector extends Transform {
   #result: InspectionResult | undefined;
 
   constructor(options: { extension: AudioExtension; expectedSize?: number | undefined; maxSize: number }) {
-    super();
     this.#extension = options.extension;
     this.#expectedSize = options.expectedSize;
     this.#limit = options.expectedSize ?? options.maxSize;
     this.#audio = new AudioCheck(options.extension, { expectedSize: options.expectedSize });
   }
 
-  /** Size, SHA-256 and audio description of everything that passed, once the stream has ended. */
+  /** Size, SHA-256 and audio description of everything that passed, once `end` has resolved. */
   get result(): InspectionResult | undefined {
     return this.#result;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /**
+   * Inspects the next chunk. A refusal found at once is thrown; when the parser is behind, the
+   * promise returned settles once it has caught up (rejected with the refusal, if any), and the
+   * caller waits for it before the next chunk: this bounds the parser's queue.
+   */
+  write(chunk: Buffer): Promise<void> | undefined {
     this.#size += chunk.length;
     if (this.#size > this.#limit) {
-      callback(
-        new UploadRejection(
-          `upload is larger than ${this.#expectedSize === undefined ? 'the size limit' : 'declared'} (${this.#limit} bytes)`,
-          this.#expectedSize === undefined ? 'too_large' : 'size_mismatch',
-        ),
+      throw new UploadRejection(
+        `upload is larger than ${this.#expectedSize === undefined ? 'the size limit' : 'declared'} (${this.#limit} bytes)`,
+        this.#expectedSize === undefined ? 'too_large' : 'size_mismatch',
       );
-      return;
     }
     if (this.#head !== undefined) {
       this.#head = Buffer.concat([this.#head, chunk.subarray(0, SNIFF_BYTES)]);
       if (this.#head.length >= SNIFF_BYTES) {
         const problem = this.#checkFormat();
-        if (problem) return callback(problem);
+        if (problem) throw problem;
       }
     }
     let waiting: Promise<void> | undefined;
     try {
       waiting = this.#audio.write(chunk);
     } catch (error) {
-      return callback(this.#audioRejection(error));
+      throw this.#audioRejection(error);
     }
     this.#hash.update(chunk);
-    if (waiting === undefined) return callback(null, chunk);
-    // The parser is behind: the next chunk waits for it (this bounds its queue).
-    void waiting.then(() => {
+    return waiting?.then(() => {
       const problem = this.#audio.problem;
-      callback(problem ? this.#audioRejection(problem) : null, chunk);
+      if (problem) throw this.#audioRejection(problem);
     });
   }
 
-  override _flush(callback: TransformCallback): void {
+  /** The checks that need the whole file; resolves with what was found. */
+  async end(): Promise<InspectionResult> {
     const problem = this.#head === undefined ? undefined : this.#checkFormat();
-    if (problem) return callback(problem);
+    if (problem) throw problem;
     if (this.#expectedSize !== undefined && this.#size !== this.#expectedSize) {
-      return callback(new UploadRejection(`upload is ${this.#size} bytes but ${this.#expectedSize} were declared`, 'size_mismatch'));
+      throw new UploadRejection(`upload is ${this.#size} bytes but ${this.#expectedSize} were declared`, 'size_mismatch');
     }
     const sha256 = this.#hash.digest('hex');
-    this.#audio.end().then(
-      (audio) => {
-        this.#result = { size: this.#size, sha256, audio };
-        callback();
-      },
-      (error: unknown) => callback(this.#audioRejection(error)),
-    );
+    let audio: AudioDescription;
+    try {
+      audio = await this.#audio.end();
+    } catch (error) {
+      throw this.#audioRejection(error);
+    }
+    this.#result = { size: this.#size, sha256, audio };
+    return this.#result;
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+  /** Stops the parser when the pass fails, so that it lets go of what it holds. */
+  abort(): void {
     this.#audio.abort();
-    callback(error);
   }
 
   #audioRejection(error: unknown): Error {

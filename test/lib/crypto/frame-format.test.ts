@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
-import type { Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { StorageFileCorruptedError, StorageMetadataError } from '../../../lib/errors/catalogue.ts';
@@ -12,7 +12,7 @@ import {
   cipherRangeFor,
   cipherSize,
   createDecryptStream,
-  createEncryptStream,
+  FrameEncryptor,
   decodeEncryptionMetadata,
   encodeEncryptionMetadata,
   frameCount,
@@ -30,6 +30,25 @@ import {
   WRAPPED_KEY_LENGTH,
   type RemoteKeyProvider,
 } from '../../../lib/crypto/keyring.ts';
+
+/** The encryptor as a stream, so that the same drives feed it as feed the decryptor. */
+function createEncryptStream(p: FrameParams): Transform {
+  const encryptor = new FrameEncryptor(p);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        encryptor.write(chunk, (sealed) => this.push(sealed));
+        callback();
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+    flush(callback) {
+      encryptor.end((sealed) => this.push(sealed));
+      callback();
+    },
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness, so that a failure can be replayed.

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { AudioExtension } from '../../../lib/audio-formats.ts';
 import { InvalidAudio } from '../../../lib/audio/container-walker.ts';
@@ -10,6 +9,7 @@ import { AudioCheck, type AudioDescription } from '../../../lib/processing/audio
 import { UploadInspector, UploadRejection } from '../../../lib/processing/upload-inspector.ts';
 import { FIXTURES_DIR, cbrFrames, fixture, m4a, mp3, mp3FrameSync, sha256, wav } from '../../support/audio-fixtures.ts';
 import { hostileFiles, wavHeader } from '../../support/hostile-audio.ts';
+import { runInspector } from '../../support/inspect-upload.ts';
 
 /** Runs bytes through the audio check alone, in chunks of `chunk` bytes, as the inspector would. */
 async function check(extension: AudioExtension, bytes: Buffer, chunk = 64 * 1024, expectedSize: number | undefined = bytes.length): Promise<AudioDescription> {
@@ -40,21 +40,16 @@ function chunks(bytes: Buffer, size: number, pulled?: { bytes: number }): Readab
   );
 }
 
-/** The single pass as sealRecording runs it, into a sink that counts what came out. */
+/** The single pass as sealRecording runs it, into a slow writer that counts what came out. */
 async function inspect(extension: AudioExtension, bytes: Buffer, options: { chunk?: number; sinkDelayEvery?: number; pulled?: { bytes: number } } = {}) {
   const inspector = new UploadInspector({ extension, expectedSize: bytes.length, maxSize: 2 ** 31 });
   let out = 0;
   let writes = 0;
-  const sink = new Writable({
-    highWaterMark: 64 * 1024,
-    write(chunk: Buffer, _encoding, callback) {
-      out += chunk.length;
-      if (options.sinkDelayEvery && ++writes % options.sinkDelayEvery === 0) setTimeout(callback, 1);
-      else callback();
-    },
+  const result = await runInspector(inspector, chunks(bytes, options.chunk ?? 64 * 1024, options.pulled), async (chunk) => {
+    out += chunk.length;
+    if (options.sinkDelayEvery && ++writes % options.sinkDelayEvery === 0) await new Promise((resolve) => setTimeout(resolve, 1));
   });
-  await pipeline(chunks(bytes, options.chunk ?? 64 * 1024, options.pulled), inspector, sink);
-  return { result: inspector.result!, out };
+  return { result, out };
 }
 
 describe('the committed fixtures (real files made by ffmpeg)', () => {

@@ -1,10 +1,9 @@
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InvalidAudio } from '../../../lib/audio/container-walker.ts';
 import { AudioCheck } from '../../../lib/processing/audio-check.ts';
 import { UploadInspector, UploadRejection } from '../../../lib/processing/upload-inspector.ts';
 import { m4a, mp3, notAudio, sha256, wav } from '../../support/audio-fixtures.ts';
+import { runInspector } from '../../support/inspect-upload.ts';
 
 /**
  * The inspector's own size check, whoever calls it: processing compares sizes again itself, but
@@ -19,8 +18,7 @@ async function inspect(bytes: Buffer, expectedSize: number | undefined, maxSize 
 
 async function inspectChunks(chunks: Buffer[], options: { extension: 'wav' | 'mp3' | 'm4a'; expectedSize?: number | undefined; maxSize?: number }) {
   const inspector = new UploadInspector({ maxSize: 1 << 30, ...options });
-  await pipeline(Readable.from(chunks), inspector, new Writable({ write: (_c, _e, done) => done() }));
-  return inspector.result;
+  return runInspector(inspector, chunks);
 }
 
 /** The refusal a pass ends with (fails the test if it passes). */
@@ -99,12 +97,11 @@ describe('UploadInspector: the format check on the first bytes', () => {
     // The rest never comes: the refusal must not depend on the stream ending.
     for (const first of [wav(9_000).subarray(0, 12), wav(9_000).subarray(0, 4096)]) {
       const inspector = new UploadInspector({ extension: 'mp3', expectedSize: 9_000, maxSize: 1 << 30 });
-      const refused = new Promise((resolve) => inspector.on('error', resolve));
-      inspector.resume();
-      inspector.write(first);
-      const refusal = await Promise.race([refused, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 200))]);
-      expect(refusal, `${first.length} bytes`).toMatchObject({ code: 'wrong_format', message: 'content is wav audio but the file was declared as mp3' });
-      inspector.destroy();
+      // Refused as the chunk is written, not at a later step.
+      expect(() => inspector.write(first), `${first.length} bytes`).toThrow(
+        expect.objectContaining({ code: 'wrong_format', message: 'content is wav audio but the file was declared as mp3' }),
+      );
+      inspector.abort();
     }
   });
 
@@ -124,7 +121,7 @@ describe('UploadInspector: the format check on the first bytes', () => {
 describe('UploadInspector: working with the audio check', () => {
   afterEach(() => vi.restoreAllMocks());
 
-  it('passes a chunk on only once the parser has caught up with it, so its queue stays bounded', async () => {
+  it('holds the next chunk back until the parser has caught up with this one, so its queue stays bounded', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const write = AudioCheck.prototype.write;
@@ -135,14 +132,12 @@ describe('UploadInspector: working with the audio check', () => {
     const bytes = wav(9_000);
     const inspector = new UploadInspector({ extension: 'wav', expectedSize: bytes.length, maxSize: 1 << 30 });
     const passed: Buffer[] = [];
-    inspector.on('data', (chunk: Buffer) => passed.push(chunk));
-    inspector.write(bytes);
+    const pass = runInspector(inspector, [bytes.subarray(0, 4096), bytes.subarray(4096)], (chunk) => void passed.push(chunk));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(passed).toEqual([]);
     release();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await pass).toMatchObject({ size: bytes.length, sha256: sha256(bytes) });
     expect(Buffer.concat(passed)).toEqual(bytes);
-    inspector.destroy();
   });
 
   it('stops the parser when the pass fails, so it lets go of what it holds', async () => {
