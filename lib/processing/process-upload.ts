@@ -1,20 +1,21 @@
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { StorageQuotaError, type StorageError } from '../errors/catalogue.ts';
+import type { StorageError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
 import { METRIC } from '../observability/metric-names.ts';
-import { metrics, MetricUnit, recordStoredRecording } from '../observability/metrics.ts';
+import { metrics, MetricUnit } from '../observability/metrics.ts';
 import { isNotFound, toStorageError } from '../storage/backend-errors.ts';
+import { recordUsage, releaseQuota } from '../storage/file-accounting.ts';
 import { removeStoredObject, removeUpload as removeUploadOf } from '../storage/file-objects.ts';
 import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
 import { fileIdFromIncomingKey, incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
-import { OwnerQuotas, settleQuota } from '../storage/owner-quotas.ts';
-import { UsageLedger } from '../storage/usage-ledger.ts';
+import { settleQuota } from '../storage/owner-quotas.ts';
 import { deadLetterStore, letterForUpload } from './dead-letters.ts';
 import type { ObjectCreatedRecord } from './event-records.ts';
 import { Lease } from './lease.ts';
-import { sealRecording, storedAttributes } from './seal-recording.ts';
+import { commitRecording } from './commit-recording.ts';
+import { sealRecording } from './seal-recording.ts';
 import { UploadRejection, type RejectionCode } from './upload-inspector.ts';
 
 /**
@@ -35,12 +36,12 @@ import { UploadRejection, type RejectionCode } from './upload-inspector.ts';
  * 5. Seal (check, hash, encrypt, store). A content problem ends as `rejected` and removes the
  *    upload. A backend failure releases the lease and rethrows, so the trigger retries; after
  *    the last attempt the file ends `failed`, keeps its upload, and a dead letter is filed.
- * 6. Check the owner's quota again (lib/storage/owner-quotas.ts): over it, the file ends
- *    `rejected` and the object just sealed is removed. Then commit `ready` conditionally on the
- *    lease's latest version, and count the file for its owner. If the file was deleted
- *    meanwhile, the new object is removed; if another run took over after our lease ran out,
- *    its result stands. Only then are the upload and the marker removed: a crash anywhere
- *    leaves something the sweep finds and finishes.
+ * 6. Commit, as storeFile does (commit-recording.ts): the owner's quota again (over it, the file
+ *    ends `rejected` and the object just sealed is removed), then `ready` conditionally on the
+ *    lease's latest version, counted for its owner. If the file was deleted meanwhile, the new
+ *    object is removed; if another run took over after our lease ran out, its result stands.
+ *    Only then are the upload and the marker removed: a crash anywhere leaves something the
+ *    sweep finds and finishes.
  */
 
 export type ProcessOutcome =
@@ -65,11 +66,6 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
   const removeUpload = () => removeUploadOf(ctx, fileId, 'processUpload');
   const removeFinalObject = () => removeStoredObject(ctx, fileId, 'processUpload');
 
-  // The file is ready whatever happens to its ledger change: a failure is logged, not retried.
-  const recordAdded = (bytes: number) =>
-    new UsageLedger(s3, config.bucket).record('add', fileId, bytes, 'processUpload').catch((error: unknown) =>
-      logger.error('usage change not recorded; the totals miss this file until a delivery finds it ready', { fileId, error: error as Error }),
-    );
   const changedMeanwhile: ProcessOutcome = { outcome: 'deferred', fileId, reason: 'changed by another run meanwhile' };
   // The upload's size is asked for beside the manifest read: most runs need both, and in series they were half the fixed cost.
   const uploaded = s3.send(new HeadObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) })).then(
@@ -86,15 +82,10 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     return { outcome: 'skipped', fileId, reason: 'no such file (deleted or never created)' };
   }
   const { manifest } = current;
-  // The owner's quota (lib/storage/owner-quotas.ts): checked again at the commit, settled after it.
-  const quotas = new OwnerQuotas(ctx);
-  const releaseQuota = () =>
-    quotas.release(manifest.owner, fileId, 'processUpload').catch((error: unknown) =>
-      logger.error('quota not given back; it runs out with its reservation', { fileId, error: error as Error }),
-    );
+  const releaseFileQuota = () => releaseQuota(ctx, manifest.owner, fileId, 'processUpload');
   if (isSettled(manifest.status)) {
     // Again, in case the run that made it ready died before its change: the fold counts a file once however often it is told.
-    if (manifest.status === 'ready' && manifest.stored !== undefined) await recordAdded(manifest.stored.size);
+    if (manifest.status === 'ready' && manifest.stored !== undefined) await recordUsage(ctx, 'add', fileId, manifest.stored.size, 'processUpload');
     // Likewise its quota entry: confirmed if ready, given back if rejected or expired (idempotent).
     await settleQuota(ctx, manifest, 'processUpload');
     await removeUpload();
@@ -162,7 +153,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     if (!(await finish({ status: 'rejected', reason }))) return { outcome: 'skipped', fileId, reason: 'changed by another writer' };
     // Refused at the commit, the recording was already sealed: it goes, now that the file is rejected.
     if (options.sealed) await removeFinalObject();
-    await releaseQuota();
+    await releaseFileQuota();
     await removeUpload();
     await pending.remove(fileId);
     metrics.addMetric(METRIC.uploadsRejected, MetricUnit.Count, 1);
@@ -216,7 +207,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
       // Deleted while we worked: the delete wins, and our object must not outlive it, nor its room.
       await removeFinalObject();
       await removeUpload();
-      await releaseQuota();
+      await releaseFileQuota();
       return { outcome: 'skipped', fileId, reason: 'deleted while processing' };
     }
     // Taken over after our lease ran out. Both runs seal the same bytes and each object carries
@@ -224,28 +215,27 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
     return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
   }
 
+  let committed;
   try {
-    await quotas.admit(manifest.owner, fileId, sealed.size, 'processUpload');
+    committed = await commitRecording(ctx, { owner: manifest.owner, fileId, lease, sealed, operation: 'processUpload' });
   } catch (error) {
-    if (error instanceof StorageQuotaError) return reject(error.message, 'over_quota', { sealed: true });
+    // Release the lease so that the next delivery (or the sweep) can claim the file at once.
     const held = await lease.stop();
     await manifests.replace({ ...held.manifest, leaseUntil: new Date().toISOString() }, held.etag).catch(() => undefined);
     throw toStorageError(error, 'processUpload', fileId);
   }
-  if (!(await finish({ status: 'ready', stored: storedAttributes(sealed), audio: sealed.audio }))) return lostLease();
-  // The file's `add` for the usage ledger (lib/storage/usage-ledger.ts).
-  await recordAdded(sealed.size);
-  // Counted as stored for its owner's quota; if that fails, the marker stays and the sweep counts it.
-  const counted = await quotas.confirm(manifest.owner, fileId, sealed.size, 'processUpload').then(
-    () => true,
-    (error: unknown) => (logger.error('quota not confirmed; the sweep confirms it', { fileId, error: error as Error }), false),
-  );
+  if (committed.outcome === 'over_quota') return reject(committed.error.message, 'over_quota', { sealed: true });
+  if (committed.outcome === 'deleted') {
+    await removeUpload();
+    return { outcome: 'skipped', fileId, reason: 'deleted while processing' };
+  }
+  if (committed.outcome === 'taken_over') return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
   await removeUpload();
-  if (counted) await pending.remove(fileId);
+  // If the file could not be counted for its owner, the marker stays and the sweep counts it.
+  if (committed.counted) await pending.remove(fileId);
 
   const elapsedMs = performance.now() - started;
   metrics.addMetric(METRIC.uploadsReady, MetricUnit.Count, 1);
-  recordStoredRecording('processUpload', sealed);
   logger.info('upload stored', { fileId, trigger, size: sealed.size, storedSize: sealed.storedSize, elapsedMs: Math.round(elapsedMs) });
   return { outcome: 'ready', fileId };
 }

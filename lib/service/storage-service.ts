@@ -8,7 +8,7 @@ import {
   StorageFileSizeError,
   StorageFileNotReadyError,
   StorageMetadataError,
-  StorageQuotaError,
+  StorageOperationError,
   ValidationError,
 } from '../errors/catalogue.ts';
 import { signPlaybackLink } from '../auth/playback-link.ts';
@@ -16,14 +16,16 @@ import { ConfigError, requireSecrets } from '../config.ts';
 import { decodeEncryptionMetadata } from '../crypto/frame-format.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { logger } from '../observability/logger.ts';
-import { measured, recordBytesRead, recordLateFailure, recordStoredRecording } from '../observability/metrics.ts';
+import { measured, recordBytesRead, recordLateFailure } from '../observability/metrics.ts';
 import { Lease } from '../processing/lease.ts';
-import { sealRecording, storedAttributes } from '../processing/seal-recording.ts';
+import { commitRecording } from '../processing/commit-recording.ts';
+import { sealRecording } from '../processing/seal-recording.ts';
 import { UploadRejection } from '../processing/upload-inspector.ts';
 import { presignPost, presignPut, type PresignedUpload } from '../upload/presign.ts';
 import { MultipartUploads, partLayout, type PartLayout, type S3RequestToSign } from '../upload/multipart-upload.ts';
 import { parseUploadRequest, type UploadRequest } from '../upload/upload-request.ts';
 import { backend } from '../storage/backend-errors.ts';
+import { confirmQuota, recordUsage, releaseQuota } from '../storage/file-accounting.ts';
 import { abortUpload, removeStoredObject, removeUpload } from '../storage/file-objects.ts';
 import { isSettled, type FileStatus, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
 import { finalKey, incomingKey, isFileId } from '../storage/object-layout.ts';
@@ -176,7 +178,7 @@ export class StorageService {
         // A server-made UUID is new: an id in use here would be a broken random source, never to be written over.
         if ((await manifests.create(manifest)) === undefined) throw new FileIdInUseError('fileId is already in use.', { operation: 'createUpload', fileId });
       } catch (error) {
-        await this.#releaseQuota(owner, fileId, 'createUpload');
+        await releaseQuota(this.#ctx, owner, fileId, 'createUpload');
         throw error;
       }
       if (multipart) {
@@ -276,7 +278,7 @@ export class StorageService {
         if (lease.signal.aborted) await removeObject().catch(() => undefined);
         await manifests.delete(fileId).catch(() => undefined);
         await pending.remove(fileId).catch(() => undefined);
-        await this.#releaseQuota(owner, fileId, 'storeFile');
+        await releaseQuota(this.#ctx, owner, fileId, 'storeFile');
         if (lease.signal.aborted) {
           throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
         }
@@ -285,32 +287,33 @@ export class StorageService {
         }
         throw error;
       }
-      const held = await lease.stop();
-      const { leaseUntil: _lease, ...claimed } = held.manifest;
-      const ready: Manifest = { ...claimed, status: 'ready', stored: storedAttributes(sealed), audio: sealed.audio, updatedAt: new Date().toISOString() };
+      let committed;
       try {
-        // The quota again, at the commit: over it, nothing is left behind, as for a content problem.
-        await this.#quotas.admit(owner, fileId, sealed.size, 'storeFile');
-      } catch (error) {
-        if (error instanceof StorageQuotaError) {
-          await removeObject();
-          await manifests.delete(fileId);
-          await pending.remove(fileId);
-          await this.#releaseQuota(owner, fileId, 'storeFile');
-        }
-        throw error;
+        committed = await commitRecording(this.#ctx, { owner, fileId, lease, sealed, operation: 'storeFile' });
+      } finally {
+        await lease.stop();
       }
-      if ((await manifests.replace(ready, held.etag)) === undefined) {
-        // Deleted by its owner while it was being stored: the delete wins.
+      if (committed.outcome === 'over_quota') {
+        // Over it at the commit: nothing is left behind, as for a content problem.
         await removeObject();
-        await this.#releaseQuota(owner, fileId, 'storeFile');
+        await manifests.delete(fileId);
+        await pending.remove(fileId);
+        await releaseQuota(this.#ctx, owner, fileId, 'storeFile');
+        throw committed.error;
+      }
+      if (committed.outcome === 'deleted') {
         throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
       }
-      await this.#recordUsage('add', fileId, sealed.size, 'storeFile');
+      if (committed.outcome === 'taken_over') {
+        // Only the sweep takes a stored file over: its lease ran out (the caller's stream stalled past it) and it ended failed.
+        throw new StorageOperationError('Storing took longer than the processing lease; the file was given up. Store it again.', {
+          operation: 'storeFile',
+          fileId,
+        });
+      }
       // The marker stays if the file could not be counted as stored: the sweep counts it (owner-quotas.ts).
-      if (await this.#confirmQuota(owner, fileId, sealed.size, 'storeFile')) await pending.remove(fileId);
-      recordStoredRecording('storeFile', sealed);
-      return toFileInfo(ready);
+      if (committed.counted) await pending.remove(fileId);
+      return toFileInfo(committed.manifest);
     });
   }
 
@@ -507,16 +510,16 @@ export class StorageService {
           await undeleteRecording(ctx, manifest, 'restoreFile');
           await undeleteManifest(ctx, fileId, 'restoreFile');
         } catch (error) {
-          await this.#releaseQuota(owner, fileId, 'restoreFile');
+          await releaseQuota(this.#ctx, owner, fileId, 'restoreFile');
           throw error;
         }
       }
       // Counted again (each step idempotent, so a restore cut short is finished by the next), then the entry goes, last.
       const size = manifest.stored?.size ?? manifest.size;
-      await this.#confirmQuota(owner, fileId, size, 'restoreFile');
+      await confirmQuota(this.#ctx, owner, fileId, size, 'restoreFile');
       // A delete's change not folded yet would uncount the file once folded: it goes, and the file is added again.
       await this.#usage.withdraw('remove', fileId, 'restoreFile').catch(() => undefined);
-      await this.#recordUsage('add', fileId, size, 'restoreFile');
+      await recordUsage(this.#ctx, 'add', fileId, size, 'restoreFile');
       await forgetDeletion(ctx, owner, fileId, 'restoreFile');
       logger.info('file restored', { fileId, deletedAt: entry.deletedAt.toISOString() });
       return toFileInfo(manifest);
@@ -544,8 +547,8 @@ export class StorageService {
         await removeObjects();
         await manifests.delete(fileId);
       }
-      await this.#releaseQuota(owner, fileId, 'deleteFile');
-      if (manifest.status === 'ready') await this.#recordUsage('remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
+      await releaseQuota(this.#ctx, owner, fileId, 'deleteFile');
+      if (manifest.status === 'ready') await recordUsage(this.#ctx, 'remove', fileId, manifest.stored?.size ?? manifest.size, 'deleteFile');
       await pending.remove(fileId);
       return;
     }
@@ -556,7 +559,7 @@ export class StorageService {
     await pending.markDeleted(fileId);
     await removeObjects();
     await manifests.delete(fileId);
-    await this.#releaseQuota(owner, fileId, 'deleteFile');
+    await releaseQuota(this.#ctx, owner, fileId, 'deleteFile');
     await removeObjects();
   }
 
@@ -622,31 +625,6 @@ export class StorageService {
     }
     // Where encryption is on and no keys are configured, this is the configuration error.
     return this.#ctx.keyring;
-  }
-
-  /** Gives a file's room back. A failure is logged, not the caller's: the entry counts until an audit drops it (owner-quotas.ts). */
-  async #releaseQuota(owner: string, fileId: string, operation: string): Promise<void> {
-    await this.#quotas.release(owner, fileId, operation).catch((error: unknown) =>
-      logger.error('quota not given back; the next refusal of this owner audits it', { fileId, operation, error: error as Error }),
-    );
-  }
-
-  /** Counts a ready file as stored; false (logged) when that failed, for the sweep to do. */
-  async #confirmQuota(owner: string, fileId: string, bytes: number, operation: string): Promise<boolean> {
-    return this.#quotas.confirm(owner, fileId, bytes, operation).then(
-      () => true,
-      (error: unknown) => {
-        logger.error('quota not confirmed; the sweep confirms it', { fileId, operation, error: error as Error });
-        return false;
-      },
-    );
-  }
-
-  /** The file is stored (or deleted) whatever happens to its ledger change: a failure costs the totals this file, not the caller its answer. */
-  async #recordUsage(kind: 'add' | 'remove', fileId: string, bytes: number, operation: string): Promise<void> {
-    await this.#usage.record(kind, fileId, bytes, operation).catch((error: unknown) =>
-      logger.error('usage change not recorded; the totals miss this file', { fileId, operation, error: error as Error }),
-    );
   }
 
   async #ownedManifest(owner: string, fileId: string, operation: string): Promise<Manifest> {
