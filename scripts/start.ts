@@ -21,7 +21,6 @@
  * said in one line that names the variable to change (local/startup-failure.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError, parseConfig, requireSecrets, resolvedSettings, type StorageConfig } from '../lib/config.ts';
@@ -39,7 +38,7 @@ import { createMetricsSink } from './local/metrics-sink.ts';
 import { prepareStorage } from './local/storage-setup.ts';
 import { startupFailureLine } from './local/startup-failure.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
-import { getFreePort } from './minio.ts';
+import { assertPortsFree, getFreePort } from './shared/ports.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const log = (line: string) => process.stdout.write(`[transcribo] ${line}\n`);
@@ -96,18 +95,8 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
-/** Fails with EADDRINUSE (and the port) before anything starts: serverless-offline would only print a stack and die over and over. */
-async function assertPortsFree(ports: Array<{ host: string; port: number }>): Promise<void> {
-  for (const { host, port } of ports) {
-    await new Promise<void>((resolvePromise, reject) => {
-      const probe = createServer();
-      probe.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(error, { port })));
-      probe.listen(port, host, () => probe.close(() => resolvePromise()));
-    });
-  }
-}
-
 async function main(): Promise<void> {
+  // EADDRINUSE (and the port) before anything starts: serverless-offline would only print a stack and die over and over.
   await assertPortsFree([
     { host: httpHost, port: httpPort },
     { host: httpHost, port: lambdaPort },
