@@ -16,19 +16,9 @@ import { findGo, isExecutable, notRun, processAlive, tail } from '../shared/proc
 
 /** Pinned pseudo-version of github.com/minio/minio. */
 export const MINIO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
-export const MINIO_MODULE = 'github.com/minio/minio';
+const MINIO_MODULE = 'github.com/minio/minio';
 
 const LOCK_WAIT_MS = 30 * 60_000;
-
-/** Directory that `go install` uses as GOBIN for the pinned version. */
-export function minioCacheDir(): string {
-  return join(homedir(), '.cache', 'transcribo', `minio-${MINIO_VERSION}`);
-}
-
-/** Where the cached binary lives (whether or not it exists yet). */
-export function minioBinaryPath(): string {
-  return join(minioCacheDir(), 'minio');
-}
 
 /**
  * Take an exclusive lock (a directory created atomically), so that test workers starting
@@ -81,8 +71,8 @@ export async function ensureMinioBinary(): Promise<string> {
     return path;
   }
 
-  const cacheDir = minioCacheDir();
-  const binary = minioBinaryPath();
+  const cacheDir = join(homedir(), '.cache', 'transcribo', `minio-${MINIO_VERSION}`);
+  const binary = join(cacheDir, 'minio');
   if (isExecutable(binary)) return binary;
 
   await mkdir(join(cacheDir, '..'), { recursive: true });
