@@ -15,14 +15,13 @@
  * 1 MiB ranges through a playback link against presigned GETs of the ciphertext (goal ≤ 1.5×).
  */
 import { env } from './bench-env.ts';
-import { execFile } from 'node:child_process';
 import { buffer } from 'node:stream/consumers';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { execa } from 'execa';
 import { parse } from 'yaml';
 import { parseConfig } from '../lib/config.ts';
 import { processFile } from '../lib/processing/process-upload.ts';
@@ -49,7 +48,6 @@ import {
 } from './client-paths.ts';
 import { SyntheticRecording } from './synthetic-recording.ts';
 
-const run = promisify(execFile);
 const MB = 1_000_000;
 const sizesMb = (process.env.BENCH_SIZES_MB ?? '100,1000').split(',').map(Number);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -72,7 +70,7 @@ const deployed = parse(await readFile('serverless.yml', 'utf8'));
 const nodeOptions: string[] = String(deployed.functions.processUpload.environment.NODE_OPTIONS).split(/\s+/).filter(Boolean);
 
 async function job(...args: string[]): Promise<{ ms: number; cpuMs: number; maxRssMb: number }> {
-  const { stdout } = await run(process.execPath, [...nodeOptions, join(jobDir, 'bench-job.mjs'), ...args], { env, maxBuffer: 1 << 20 });
+  const { stdout } = await execa(process.execPath, [...nodeOptions, join(jobDir, 'bench-job.mjs'), ...args], { env, maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 

@@ -1,4 +1,4 @@
-# MinIO built from source at the version the tests run (scripts/minio.ts pins it): the
+# MinIO built from source at the version the tests run (scripts/minio/install.ts pins it): the
 # community edition has been source-only since October 2025 and its last published images
 # predate that month's security fixes.
 FROM golang:1.25-bookworm AS build

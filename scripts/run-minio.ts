@@ -15,7 +15,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +23,9 @@ import { loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
 import { loadDotEnv, minioEnvFile } from './local/dot-env.ts';
 import { failOnConfigError } from './local/startup-failure.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
-import { generateKmsKey, MINIO_VERSION, startMinio } from './minio.ts';
+import { MINIO_VERSION } from './minio/install.ts';
+import { generateKmsKey, isKmsKey, startMinio } from './minio/server.ts';
+import { assertPortsFree } from './shared/ports.ts';
 
 const DEFAULT_PORT = 9000;
 const fail = (line: string): never => {
@@ -56,11 +57,9 @@ const credentials = config.credentials
       secretKey: previous.STORAGE_SECRET_KEY ?? randomBytes(24).toString('base64url'),
     };
 
-await new Promise<void>((resolve) => {
-  const probe = createServer();
-  probe.once('error', () => fail(`Port ${port} is already in use (STORAGE_PORT): is a MinIO already running there? Set STORAGE_PORT to another port.`));
-  probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
-});
+await assertPortsFree([{ host: '127.0.0.1', port }]).catch(() =>
+  fail(`Port ${port} is already in use (STORAGE_PORT): is a MinIO already running there? Set STORAGE_PORT to another port.`),
+);
 
 const eventsPort = Number(env.TRANSCRIBO_EVENTS_PORT ?? 3003);
 const relay = `http://127.0.0.1:${eventsPort}/minio-events`;
@@ -74,7 +73,7 @@ if (!kmsKey) {
   kmsKey = generateKmsKey();
   await mkdir(home, { recursive: true });
   await writeFile(kmsKeyFile, `${kmsKey}\n`, { mode: 0o600 });
-} else if (!/^[A-Za-z0-9_-]+:[A-Za-z0-9+/]{43}=$/.test(kmsKey)) {
+} else if (!isKmsKey(kmsKey)) {
   fail(`${kmsKeyFile} does not hold <key-name>:<base64 of 32 bytes>: restore it (the objects in ${join(home, 'data')} are encrypted under it).`);
 }
 const started = Date.now();

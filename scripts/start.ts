@@ -20,26 +20,24 @@
  * events reach the relay, or says exactly how MinIO must be started. Whatever stops the start is
  * said in one line that names the variable to change (local/startup-failure.ts).
  */
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError, parseConfig, requireSecrets, resolvedSettings, type StorageConfig } from '../lib/config.ts';
 import { deadLetterStore, letterForEvent } from '../lib/processing/dead-letters.ts';
 import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import { devSecretsFile, loadOrCreateDevSecrets, localDirectory } from './local/dev-secrets.ts';
 import { loadLocalEnv, minioEnvFile } from './local/dot-env.ts';
-import { signBearerToken } from './local/dev-token.ts';
 import { startEmbeddedS3, type EmbeddedS3 } from './local/embedded-s3.ts';
+import { createEventProbe, type EventProbe } from './local/event-probe.ts';
 import { createEventQueue, type EventQueue } from './local/event-queue.ts';
 import { createEventRelay, type EventRelay } from './local/event-relay.ts';
 import { startFunctions, type FunctionsRuntime } from './local/functions-runtime.ts';
 import { createHttpGateway, type HttpGateway } from './local/http-gateway.ts';
 import { createMetricsSink } from './local/metrics-sink.ts';
+import { readyBanner } from './local/ready-banner.ts';
 import { prepareStorage } from './local/storage-setup.ts';
 import { startupFailureLine } from './local/startup-failure.ts';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
-import { getFreePort } from './minio.ts';
+import { assertPortsFree, getFreePort } from './shared/ports.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const log = (line: string) => process.stdout.write(`[transcribo] ${line}\n`);
@@ -62,8 +60,6 @@ const metricsSink = createMetricsSink({
 });
 /** Lambda retries a failed asynchronous invocation after about 1 and 2 minutes; locally sooner. */
 const RETRY_DELAYS_MS = [5_000, 20_000];
-/** MinIO delivers from its queue_dir about every 3 s: a probe that has not arrived in this long will not. */
-const PROBE_TIMEOUT_MS = 15_000;
 const PORT_VARIABLES: Record<number, string> = {
   [httpPort]: 'TRANSCRIBO_HTTP_PORT',
   [lambdaPort]: 'TRANSCRIBO_LAMBDA_PORT',
@@ -79,9 +75,7 @@ let queue: EventQueue | undefined;
 let sweepTimer: NodeJS.Timeout | undefined;
 let config: StorageConfig | undefined;
 const mode = env.STORAGE_ENDPOINT ? 'minio' : 'embedded';
-/** A probe upload's key while npm start waits for its event; `remove` deletes it if npm start is stopped first. */
-let probe: { key: string; arrived: () => void; remove: () => Promise<unknown> } | undefined;
-const PROBE_PREFIX = 'uploads/transcribo-event-probe-';
+let probe: EventProbe | undefined;
 
 async function shutdown(code: number): Promise<never> {
   clearInterval(sweepTimer);
@@ -96,18 +90,8 @@ async function shutdown(code: number): Promise<never> {
 process.on('SIGINT', () => void shutdown(130));
 process.on('SIGTERM', () => void shutdown(143));
 
-/** Fails with EADDRINUSE (and the port) before anything starts: serverless-offline would only print a stack and die over and over. */
-async function assertPortsFree(ports: Array<{ host: string; port: number }>): Promise<void> {
-  for (const { host, port } of ports) {
-    await new Promise<void>((resolvePromise, reject) => {
-      const probe = createServer();
-      probe.once('error', (error: NodeJS.ErrnoException) => reject(Object.assign(error, { port })));
-      probe.listen(port, host, () => probe.close(() => resolvePromise()));
-    });
-  }
-}
-
 async function main(): Promise<void> {
+  // EADDRINUSE (and the port) before anything starts: serverless-offline would only print a stack and die over and over.
   await assertPortsFree([
     { host: httpHost, port: httpPort },
     { host: httpHost, port: lambdaPort },
@@ -210,55 +194,24 @@ async function main(): Promise<void> {
   for (const event of early.splice(0)) queue.accept(event);
 
   if (mode === 'minio') {
+    const eventProbe = createEventProbe({
+      s3,
+      incomingBucket,
+      relay: { host: eventsHost, port: eventsPort },
+      sweepSeconds,
+      tokenHint: env.TRANSCRIBO_EVENTS_TOKEN ? '$TRANSCRIBO_EVENTS_TOKEN' : `<eventsToken of ${devSecretsFile()}>`,
+      log,
+    });
+    probe = eventProbe;
     relay = await createEventRelay({
       listen: { host: eventsHost, port: eventsPort },
       token: eventsToken,
       accept: (event) => {
-        if (probe && JSON.stringify(event).includes(probe.key)) probe.arrived();
-        else queue!.accept(event);
+        if (!eventProbe.claims(event)) queue!.accept(event);
       },
       log,
     });
-    if (notifications === 'webhook') void proveEventPath();
-  }
-
-  /** Puts a probe object where uploads land and waits for MinIO's event of it at the relay. */
-  async function proveEventPath(): Promise<void> {
-    const key = `${PROBE_PREFIX}${randomBytes(6).toString('hex')}`;
-    const started = Date.now();
-    const remove = () => s3.send(new DeleteObjectCommand({ Bucket: incomingBucket, Key: key }));
-    const arrived = new Promise<boolean>((resolvePromise) => {
-      probe = { key, arrived: () => resolvePromise(true), remove };
-      setTimeout(() => resolvePromise(false), PROBE_TIMEOUT_MS).unref();
-    });
-    try {
-      // Probes of an npm start that was killed before its probe came back.
-      const stale = await s3.send(new ListObjectsV2Command({ Bucket: incomingBucket, Prefix: PROBE_PREFIX }));
-      for (const { Key } of stale.Contents ?? []) if (Key) await s3.send(new DeleteObjectCommand({ Bucket: incomingBucket, Key }));
-      await s3.send(new PutObjectCommand({ Bucket: incomingBucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
-    } catch (error) {
-      log(`could not put the event probe (${startupFailureLine(error)})`);
-      return;
-    }
-    const ok = await arrived;
-    probe = undefined;
-    await remove().catch(() => undefined);
-    if (ok) {
-      log(`events: MinIO's webhook reaches http://${eventsHost}:${eventsPort}/minio-events (probe in ${Date.now() - started} ms)`);
-      return;
-    }
-    const host = eventsHost === '0.0.0.0' ? '<this host>' : eventsHost;
-    log(
-      [
-        `MinIO's events do not reach npm start (no event of a probe upload within ${PROBE_TIMEOUT_MS / 1000} s), so uploads wait for the sweep (every ${sweepSeconds} s).`,
-        `  MinIO must run with:`,
-        `    MINIO_NOTIFY_WEBHOOK_ENABLE_${WEBHOOK_TARGET_ID}=on`,
-        `    MINIO_NOTIFY_WEBHOOK_ENDPOINT_${WEBHOOK_TARGET_ID}=http://${host}:${eventsPort}/minio-events`,
-        `    MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_${WEBHOOK_TARGET_ID}=${env.TRANSCRIBO_EVENTS_TOKEN ? '$TRANSCRIBO_EVENTS_TOKEN' : `<eventsToken of ${devSecretsFile()}>`}`,
-        `    MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_${WEBHOOK_TARGET_ID}=<a directory of its own>`,
-        `  (npm run minio starts one wired this way.)`,
-      ].join('\n'),
-    );
+    if (notifications === 'webhook') void eventProbe.prove();
   }
 
   let sweeping = false;
@@ -293,7 +246,11 @@ async function main(): Promise<void> {
     log,
     onReady: (first) => {
       void runSweep();
-      if (first) void announce(config!);
+      if (first) {
+        void readyBanner(config!, { root, httpHost, httpPort, eventsHost, eventsPort, embeddedDir: mode === 'embedded' ? join(localDir, 's3rver') : undefined, metricsFile }).then((text) =>
+          process.stdout.write(text),
+        );
+      }
     },
     onGiveUp: (code) => void shutdown(code),
   });
@@ -306,55 +263,6 @@ async function main(): Promise<void> {
     log,
   });
   sweepTimer = setInterval(() => void runSweep(), sweepSeconds * 1000);
-}
-
-async function announce(config: StorageConfig): Promise<void> {
-  // A token the configuration accepts: within its longest life, with its issuer and audience.
-  const life = Math.min(12 * 3600, config.auth.maxTokenLifetimeSeconds);
-  const token = await signBearerToken(config.jwtSecret!, 'dev-user', `${life}s`, { issuer: config.auth.issuer, audience: config.auth.audience?.[0] });
-  // Listening on every interface (in a container) is still reached on loopback from this host.
-  const api = `http://${httpHost === '0.0.0.0' ? '127.0.0.1' : httpHost}:${httpPort}`;
-  const storage =
-    mode === 'embedded'
-      ? `embedded S3 emulator (s3rver) on ${config.endpoint}, data in ${join(localDir, 's3rver')} — enforces no signatures, POST policies or sizes`
-      : `${config.endpoint} (presigned URLs signed for ${config.publicEndpoint}), events via webhook on http://${eventsHost}:${eventsPort}/minio-events`;
-  const page = new URL(`file://${join(root, 'examples', 'browser-upload.html')}`);
-  // With an identity provider, the local token is no use: the page asks for one of the provider's.
-  page.search = new URLSearchParams(config.auth.jwksUrl === undefined ? { api, token } : { api }).toString();
-  process.stdout.write(
-    [
-      '',
-      `Transcribo storage is ready.`,
-      `  API      ${api}  (POST /files, GET /files/{id}, /files/{id}/size, /files/{id}/content, DELETE /files/{id}, GET /deleted-files…: README, HTTP API)`,
-      `  storage  ${storage}`,
-      `  buckets  ${config.incomingBucket} (uploads) → ${config.bucket} (encrypted files)`,
-      `  sweep    every ${config.sweep.intervalSeconds} s; dead letters in ${config.deadLetterQueueUrl ?? `${config.bucket}/dead-letters/`} (npm run redrive)`,
-      `  metrics  appended to ${metricsFile} (npm run stats)`,
-      '',
-      ...(config.auth.jwksUrl === undefined
-        ? [
-            `Try it from another terminal in this folder (a token for sub "dev-user", valid ${life / 3600} h); each line pastes as it is:`,
-            ...BANNER_COMMANDS(api, token).map((line) => `  ${line}`),
-          ]
-        : [
-            `Callers' tokens come from the identity provider of ${config.auth.jwksUrl.href} (RS256/ES256): with one of them,`,
-            `  export TOKEN='<a token from your identity provider>' TRANSCRIBO_API='${api}'`,
-            '  npm run try',
-          ]),
-      '',
-      `Or in a browser: ${page.href}`,
-      '',
-    ].join('\n'),
-  );
-}
-
-/** The commands the banner offers (test/e2e/npm-start-embedded.test.ts runs each of them as printed). */
-function BANNER_COMMANDS(api: string, token: string): string[] {
-  return [
-    `export TOKEN='${token}' TRANSCRIBO_API='${api}'`,
-    `npm run try    # a generated recording: create, upload, wait, read back (npm run try -- your.wav for your own)`,
-    `curl -s -X POST "$TRANSCRIBO_API/files" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"filename":"memo.wav","contentType":"audio/wav","size":48044}'`,
-  ];
 }
 
 main().catch(async (error: unknown) => {

@@ -7,49 +7,17 @@
 // the STORAGE_* settings for that server, stops MinIO and exits with the command's exit code.
 // If STORAGE_ENDPOINT is already set, no MinIO is started: the command runs against it as is.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { execa } from 'execa';
 import { WEBHOOK_TARGET_ID } from './local/webhook-target.ts';
-import { getFreePort, startMinio, storageSettings, type MinioServer } from './minio.ts';
+import { startMinio, storageSettings, type MinioServer } from './minio/server.ts';
+import { getFreePort } from './shared/ports.ts';
+import { notRun } from './shared/processes.ts';
 
 const WEBHOOK_ID = 'TEST';
 const FORCE_KILL_MS = 10_000;
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    if (!(await stat(path)).isFile()) return false;
-    await access(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** node_modules/.bin of the cwd and of this repo first, then PATH. */
-function searchPath(): string[] {
-  const bins = [resolve('node_modules', '.bin'), resolve(import.meta.dirname, '..', 'node_modules', '.bin')];
-  const rest = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  return [...new Set([...bins, ...rest])];
-}
-
-async function resolveCommand(cmd: string, dirs: string[]): Promise<string> {
-  if (cmd.includes('/')) return cmd;
-  for (const dir of dirs) {
-    const candidate = join(dir, cmd);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  throw new Error(`command not found: ${cmd} (looked in node_modules/.bin and PATH)`);
-}
-
-function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
-  if (code !== null) return code;
-  const n = signal ? osConstants.signals[signal] : undefined;
-  return 128 + (n ?? 1);
-}
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0) {
@@ -57,9 +25,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const [cmd, ...args] = argv as [string, ...string[]];
-  const dirs = searchPath();
-  const file = await resolveCommand(cmd, dirs);
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: dirs.join(delimiter) };
+  const env: NodeJS.ProcessEnv = {};
 
   let minio: MinioServer | undefined;
   if (process.env.STORAGE_ENDPOINT) {
@@ -87,13 +53,8 @@ async function main(argv: string[]): Promise<number> {
     });
   }
 
-  let child: ChildProcess;
-  try {
-    child = spawn(file, args, { env, stdio: 'inherit', shell: false });
-  } catch (err) {
-    await minio?.stop();
-    throw err;
-  }
+  // node_modules/.bin (of the cwd and its parents, and of this repository) before PATH, as npm runs scripts.
+  const child = execa(cmd, args, { env, stdio: 'inherit', preferLocal: true, localDir: resolve(import.meta.dirname, '..'), reject: false });
 
   // Ctrl-C reaches the whole process group anyway; a SIGTERM aimed at us alone is passed on.
   let forceTimer: NodeJS.Timeout | undefined;
@@ -103,25 +64,22 @@ async function main(argv: string[]): Promise<number> {
       child.kill('SIGKILL');
       return;
     }
-    child.kill(signal);
+    child.kill(signal, { forceKillAfterTimeout: false });
     forceTimer = setTimeout(() => child.kill('SIGKILL'), FORCE_KILL_MS);
     forceTimer.unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const code = await new Promise<number>((resolvePromise) => {
-    child.on('error', (err) => {
-      process.stderr.write(`[with-minio] could not run ${file}: ${err.message}\n`);
-      resolvePromise(127);
-    });
-    child.on('exit', (c, s) => resolvePromise(exitCodeOf(c, s)));
-  });
+  const result = await child;
+  const unrun = notRun(result);
+  if (unrun !== undefined) process.stderr.write(`[with-minio] could not run ${cmd}: ${unrun}\n`);
   if (forceTimer) clearTimeout(forceTimer);
   await minio?.stop();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  return code;
+  if (result.signal) return 128 + (osConstants.signals[result.signal as NodeJS.Signals] ?? 1);
+  return result.exitCode ?? 127;
 }
 
 main(process.argv.slice(2)).then(

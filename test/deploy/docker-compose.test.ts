@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CONFIG_NAMES, namesDeployedAs, parseConfig } from '../../lib/config.ts';
 import { GUIDE_ENV } from '../support/guide-env.ts';
 import { WEBHOOK_TARGET_ID } from '../../scripts/local/webhook-target.ts';
-import { MINIO_VERSION } from '../../scripts/minio.ts';
+import { MINIO_VERSION } from '../../scripts/minio/install.ts';
 
 /**
  * No Docker engine runs on these machines, so `docker compose up` cannot be run here; this

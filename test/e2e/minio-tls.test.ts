@@ -11,7 +11,7 @@ import { createStorageContext } from '../../lib/storage/storage-context.ts';
 import { incomingKey } from '../../lib/storage/object-layout.ts';
 import { toStorageError } from '../../lib/storage/backend-errors.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
-import { startMinio, type MinioServer } from '../../scripts/minio.ts';
+import { startMinio, type MinioServer } from '../../scripts/minio/server.ts';
 import { sha256, wav } from '../support/audio-fixtures.ts';
 import { invoke, type Reply } from '../support/handlers.ts';
 import { apiEvent, lambdaContext, s3Event } from '../support/lambda-events.ts';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, wav } from '../support/audio-fixtures.ts';
 import { ApiClient } from '../support/api-client.ts';
 import { sendUpload } from '../support/http-client.ts';
-import { getFreePort } from '../../scripts/minio.ts';
+import { getFreePort } from '../../scripts/shared/ports.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
 import { startProduct, type RunningProduct } from '../support/running-product.ts';
 

@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getFreePort, startMinio } from '../../scripts/minio.ts';
+import { getFreePort } from '../../scripts/shared/ports.ts';
+import { startMinio } from '../../scripts/minio/server.ts';
 import { createCertificateAuthority, createServerCertificate } from '../support/private-ca.ts';
 import { minioConnection } from '../support/minio-environment.ts';
 

@@ -8,7 +8,8 @@ import { createStorageContext, type StorageContext } from '../../lib/storage/sto
 import { StorageService } from '../../lib/service/storage-service.ts';
 import { signBearerToken } from '../../scripts/local/dev-token.ts';
 import { WEBHOOK_TARGET_ID } from '../../scripts/local/webhook-target.ts';
-import { getFreePort, startMinio, storageSettings, type MinioServer } from '../../scripts/minio.ts';
+import { getFreePort } from '../../scripts/shared/ports.ts';
+import { startMinio, storageSettings, type MinioServer } from '../../scripts/minio/server.ts';
 import { startProduct, type RunningProduct } from './running-product.ts';
 
 /**

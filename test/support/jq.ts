@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { constants, accessSync, statSync, symlinkSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { findGo, findOnPath } from '../../scripts/shared/processes.ts';
 import { cachedTool, runTool } from './tool-cache.ts';
 
 /**
@@ -27,12 +28,12 @@ export async function ensureJq(): Promise<Jq> {
   const wanted = process.env.TRANSCRIBO_JQ ?? '';
   if (!['', 'gojq', 'system'].includes(wanted)) throw new Error(`TRANSCRIBO_JQ=${wanted}: expected "gojq" or "system"`);
   if (wanted !== 'gojq') {
-    const system = onPath('jq');
+    const system = findOnPath('jq');
     if (system) return { source: 'system', path: system };
     if (wanted === 'system') throw new Error('TRANSCRIBO_JQ=system, but there is no jq on PATH');
   }
   const dir = await cachedTool(`gojq-${GOJQ_VERSION}`, async (staging) => {
-    const go = onPath('go') ?? (executable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+    const go = findGo();
     const command = `go install ${GOJQ_MODULE}@${GOJQ_VERSION}`;
     if (!go) throw new Error(`No jq on PATH, and no Go to build gojq with (\`${command}\`): install jq or Go`);
     const started = performance.now();
@@ -45,29 +46,13 @@ export async function ensureJq(): Promise<Jq> {
   return { source: 'gojq', path: join(dir, 'jq'), binDir: dir };
 }
 
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
-    if (executable(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /** Where `curl` is; the recipe cannot run without it, and it is not built here. */
 export function requireCurl(): string {
-  const curl = onPath('curl');
+  const curl = findOnPath('curl');
   if (!curl) throw new Error('curl is not on PATH: the README recipe runs curl as written (on Debian: apt-get install curl)');
   return curl;
 }
 
 export function findCurl(): string | undefined {
-  return onPath('curl');
+  return findOnPath('curl');
 }

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { getFreePort } from '../../scripts/minio.ts';
+import { join } from 'node:path';
+import { getFreePort } from '../../scripts/shared/ports.ts';
+import { findGo } from '../../scripts/shared/processes.ts';
 import { cachedTool, runTool } from './tool-cache.ts';
 
 /**
@@ -24,7 +25,7 @@ export interface LocalKms {
 
 export async function startLocalKms(): Promise<LocalKms> {
   const dir = await cachedTool(`local-kms-${LOCAL_KMS_VERSION}`, async (staging) => {
-    const go = [...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'go')), '/usr/local/go/bin/go'].find((p) => existsSync(p));
+    const go = findGo();
     if (go === undefined) throw new Error('local-kms is built with Go, and there is no go on PATH');
     await runTool(go, ['install', `${LOCAL_KMS_MODULE}@${LOCAL_KMS_VERSION}`], { ...process.env, GOBIN: staging }, `building local-kms (go install ${LOCAL_KMS_MODULE}@${LOCAL_KMS_VERSION})`);
   });

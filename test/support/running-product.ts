@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { getFreePort } from '../../scripts/minio.ts';
+import { getFreePort } from '../../scripts/shared/ports.ts';
 
 /**
  * `npm start` as a child process, the way a developer runs it, for tests over HTTP. It is

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
+import { notRun, processAlive, tail } from '../../scripts/shared/processes.ts';
 
 /**
  * Tools the tests need but Debian would otherwise have to provide (a browser, jq), made once
@@ -37,29 +38,15 @@ export async function cachedTool(name: string, make: (staging: string) => Promis
 async function removeAbandonedStaging(root: string, name: string): Promise<void> {
   for (const entry of await readdir(root)) {
     const match = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.partial-(\\d+)-\\d+$`).exec(entry);
-    if (match && !alive(Number(match[1]))) await rm(join(root, entry), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if (match && !processAlive(Number(match[1]))) await rm(join(root, entry), { recursive: true, force: true });
   }
 }
 
 /** Runs a command to completion; rejects with its output's tail when it fails. */
-export function runTool(command: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    child.on('error', (error) => reject(new Error(`${what}: could not run ${command}: ${error.message}`)));
-    child.on('close', (code, signal) =>
-      code === 0 ? resolve(output) : reject(new Error(`${what} failed (${code ?? signal}): ${command} ${args.join(' ')}\n${output.trimEnd().split('\n').slice(-30).join('\n')}`)),
-    );
-  });
+export async function runTool(command: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<string> {
+  const result = await execa(command, args, { env, extendEnv: false, stdin: 'ignore', all: true, reject: false, stripFinalNewline: false });
+  const unrun = notRun(result);
+  if (unrun !== undefined) throw new Error(`${what}: could not run ${command}: ${unrun}`);
+  if (result.failed) throw new Error(`${what} failed (${result.exitCode ?? result.signal}): ${command} ${args.join(' ')}\n${tail(result.all ?? '')}`);
+  return result.all ?? '';
 }

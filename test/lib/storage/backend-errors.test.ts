@@ -4,7 +4,7 @@ import { StorageAuthenticationError, StorageConnectionError } from '../../../lib
 import { renderError } from '../../../lib/http/error-response.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/service/storage-service.ts';
-import { getFreePort } from '../../../scripts/minio.ts';
+import { getFreePort } from '../../../scripts/shared/ports.ts';
 import { minioConnection, newKek } from '../../support/minio-environment.ts';
 
 const base = () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEventRelay, type EventRelay } from '../../../scripts/local/event-relay.ts';
-import { getFreePort } from '../../../scripts/minio.ts';
+import { getFreePort } from '../../../scripts/shared/ports.ts';
 
 /**
  * The door MinIO's webhook knocks on: a bearer token is required, bodies are bounded, and

@@ -1,7 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpGateway, type HttpGateway } from '../../../scripts/local/http-gateway.ts';
-import { getFreePort } from '../../../scripts/minio.ts';
+import { getFreePort } from '../../../scripts/shared/ports.ts';
 import { expectErrorBody } from '../../support/api-client.ts';
 
 /**
