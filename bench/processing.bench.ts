@@ -337,7 +337,7 @@ const peaks = sizesMb.map((s) => summary[`peakRss_${s}MB`]!);
 const smallest = Math.min(...sizesMb);
 const largest = Math.max(...sizesMb);
 const flatGrowth = summary[`peakRss_${largest}MB`]! - summary[`peakRss_${smallest}MB`]!;
-const target = (label: string, text: string) => console.log(`  ${label.padEnd(46)} ${text}`);
+const target = (label: string, text: string) => console.log(`  ${label.padEnd(48)} ${text}`);
 console.log(`\ntargets of issue 13 (${rounds} rounds, medians; ${reads} reads per range reader):`);
 target(`processing ≤ ${MAX_RATIO} × plain copy (wall time)`, bySize('ratio', MAX_RATIO, 2));
 target(`extra CPU ≤ ${MAX_EXTRA_CPU_MS_PER_MB} ms/MB (process − copy)`, bySize('extraCpu', MAX_EXTRA_CPU_MS_PER_MB, 2, ' ms/MB'));
