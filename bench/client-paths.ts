@@ -80,6 +80,17 @@ export async function putWhole(caller: Caller, recording: SyntheticRecording, ke
   return performance.now() - started;
 }
 
+/** POST /files for `recording` as a WAV, with the upload method (and part size) asked for; expects 201. */
+async function declareUpload(
+  caller: Caller,
+  recording: SyntheticRecording,
+  request: { uploadMethod: 'PUT' | 'MULTIPART'; partSize?: number },
+): Promise<{ fileId: string; upload: { method: string; url: string; headers?: Record<string, string>; partSize: number; partCount: number } }> {
+  const created = await call(caller, createUpload, 'POST', '/files', undefined, { filename: 'bench.wav', contentType: 'audio/wav', size: recording.size, ...request });
+  expectStatus(created, 201, 'POST /files', created.json);
+  return created.json;
+}
+
 /** PUTs the whole recording to a presigned URL with fetch, streamed, and expects 200. */
 async function putBody(url: string, recording: SyntheticRecording, headers: Record<string, string> = {}): Promise<void> {
   const body = recording.body();
@@ -104,15 +115,7 @@ export interface UploadToReady {
  */
 export async function uploadToReady(caller: Caller, recording: SyntheticRecording): Promise<UploadToReady> {
   const started = performance.now();
-  const created = await call(caller, createUpload, 'POST', '/files', undefined, {
-    filename: 'bench.wav',
-    contentType: 'audio/wav',
-    size: recording.size,
-    uploadMethod: 'PUT',
-  });
-  expectStatus(created, 201, 'POST /files', created.json);
-  const fileId: string = created.json.fileId;
-  const upload = created.json.upload as { method: string; url: string; headers?: Record<string, string> };
+  const { fileId, upload } = await declareUpload(caller, recording, { uploadMethod: 'PUT' });
   if (upload.method !== 'PUT') throw new Error(`POST /files asked for a PUT upload answered ${upload.method}`);
   await putBody(upload.url, recording, upload.headers);
   const uploaded = performance.now();
@@ -148,16 +151,11 @@ export async function uploadMultipart(
 ): Promise<MultipartRun> {
   const { parallel = 4, batch = 20 } = options;
   const started = performance.now();
-  const created = await call(caller, createUpload, 'POST', '/files', undefined, {
-    filename: 'bench.wav',
-    contentType: 'audio/wav',
-    size: recording.size,
+  const { fileId, upload } = await declareUpload(caller, recording, {
     uploadMethod: 'MULTIPART',
     ...(options.partSize !== undefined && { partSize: options.partSize }),
   });
-  expectStatus(created, 201, 'POST /files', created.json);
-  const fileId: string = created.json.fileId;
-  const { partSize, partCount } = created.json.upload as { partSize: number; partCount: number };
+  const { partSize, partCount } = upload;
 
   let presignRequests = 0;
   const batches = new Map<number, Promise<Map<number, { url: string; size: number }>>>();
