@@ -4,14 +4,19 @@
  * - a resumable upload through the product (POST /files MULTIPART, part URLs signed by the
  *   product in batches, parts PUT with fetch `parallel` at a time, complete through the product)
  *   against one presigned PutObject of the same bytes;
+ * - a PUT upload from its last byte to `ready` (process-upload invoked with the object-created
+ *   event, as Lambda would);
  * - reads through a playback link (the get-file function, invoked in this process with an
- *   API Gateway v2 event, as Lambda would) against a presigned GET of the stored ciphertext.
+ *   API Gateway v2 event, as Lambda would) against a presigned GET of the stored ciphertext,
+ *   an SDK range GET of the same plaintext stored unencrypted, and the same from a MinIO of its
+ *   own that encrypts at rest (SSE-S3).
  *
  * Every measurement also checks what it got (status, lengths, and the plaintext bytes where it
  * knows them), so `test/bench/client-paths.test.ts` runs the same code at a small size.
  * Bodies are streamed from a SyntheticRecording: a 1 GB upload never sits in memory.
  */
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { handler as completeUpload } from '../functions/complete-upload.ts';
 import { handler as createLink } from '../functions/create-playback-link.ts';
@@ -20,11 +25,15 @@ import { handler as getContent } from '../functions/get-file.ts';
 import { handler as getInfo } from '../functions/get-file-info.ts';
 import { handler as presignParts } from '../functions/presign-parts.ts';
 import { handler as processUpload } from '../functions/process-upload.ts';
+import { parseConfig } from '../lib/config.ts';
 import { finalKey, incomingKey } from '../lib/storage/object-layout.ts';
+import { createS3Clients } from '../lib/storage/s3-clients.ts';
 import type { StorageContext } from '../lib/storage/storage-context.ts';
 import type { FileInfo } from '../lib/service/storage-service.ts';
 import { invoke, type Reply } from '../test/support/handlers.ts';
 import { apiEvent, lambdaContext, s3Event } from '../test/support/lambda-events.ts';
+import { setDefaultEncryption } from '../scripts/local/storage-setup.ts';
+import { generateKmsKey, startMinio, storageSettings } from '../scripts/minio/server.ts';
 import type { SyntheticRecording } from './synthetic-recording.ts';
 
 /** Who the measurements act as: the functions read their configuration from `process.env`; `ctx` must be built from the same. */
@@ -67,10 +76,55 @@ export async function putWhole(caller: Caller, recording: SyntheticRecording, ke
     expiresIn: URL_TTL_SECONDS,
     signableHeaders: new Set(['content-length']),
   });
-  const put = await fetch(url, { method: 'PUT', ...recording.body() });
+  await putBody(url, recording);
+  return performance.now() - started;
+}
+
+/** POST /files for `recording` as a WAV, with the upload method (and part size) asked for; expects 201. */
+async function declareUpload(
+  caller: Caller,
+  recording: SyntheticRecording,
+  request: { uploadMethod: 'PUT' | 'MULTIPART'; partSize?: number },
+): Promise<{ fileId: string; upload: { method: string; url: string; headers?: Record<string, string>; partSize: number; partCount: number } }> {
+  const created = await call(caller, createUpload, 'POST', '/files', undefined, { filename: 'bench.wav', contentType: 'audio/wav', size: recording.size, ...request });
+  expectStatus(created, 201, 'POST /files', created.json);
+  return created.json;
+}
+
+/** PUTs the whole recording to a presigned URL with fetch, streamed, and expects 200. */
+async function putBody(url: string, recording: SyntheticRecording, headers: Record<string, string> = {}): Promise<void> {
+  const body = recording.body();
+  const put = await fetch(url, { ...body, method: 'PUT', headers: { ...(body.headers as Record<string, string>), ...headers } });
   const text = await put.text();
   expectStatus(put, 200, 'PutObject', text.slice(0, 300));
-  return performance.now() - started;
+}
+
+export interface UploadToReady {
+  fileId: string;
+  /** POST /files and the PUT of the bytes. */
+  uploadMs: number;
+  /** From the PUT's response to GET /files/{id} answering `ready`: process-upload's run and the status read. */
+  readyMs: number;
+}
+
+/**
+ * A client's upload as the product serves it: POST /files (uploadMethod PUT), the bytes PUT to the
+ * presigned URL into the incoming bucket, then process-upload invoked with the object-created event
+ * as Lambda would be, until GET /files/{id} says `ready` with the recording's size and SHA-256.
+ * The event's delivery (MinIO's or S3's own delay) is not in `readyMs`: it starts when the PUT ends.
+ */
+export async function uploadToReady(caller: Caller, recording: SyntheticRecording): Promise<UploadToReady> {
+  const started = performance.now();
+  const { fileId, upload } = await declareUpload(caller, recording, { uploadMethod: 'PUT' });
+  if (upload.method !== 'PUT') throw new Error(`POST /files asked for a PUT upload answered ${upload.method}`);
+  await putBody(upload.url, recording, upload.headers);
+  const uploaded = performance.now();
+  const info = await processUploaded(caller, fileId);
+  const readyMs = performance.now() - uploaded;
+  if (info.status !== 'ready' || info.size !== recording.size || info.sha256 !== recording.sha256()) {
+    throw new Error(`the upload did not process to a ready, identical file: ${JSON.stringify(info)}`);
+  }
+  return { fileId, uploadMs: uploaded - started, readyMs };
 }
 
 export interface MultipartRun {
@@ -97,16 +151,11 @@ export async function uploadMultipart(
 ): Promise<MultipartRun> {
   const { parallel = 4, batch = 20 } = options;
   const started = performance.now();
-  const created = await call(caller, createUpload, 'POST', '/files', undefined, {
-    filename: 'bench.wav',
-    contentType: 'audio/wav',
-    size: recording.size,
+  const { fileId, upload } = await declareUpload(caller, recording, {
     uploadMethod: 'MULTIPART',
     ...(options.partSize !== undefined && { partSize: options.partSize }),
   });
-  expectStatus(created, 201, 'POST /files', created.json);
-  const fileId: string = created.json.fileId;
-  const { partSize, partCount } = created.json.upload as { partSize: number; partCount: number };
+  const { partSize, partCount } = upload;
 
   let presignRequests = 0;
   const batches = new Map<number, Promise<Map<number, { url: string; size: number }>>>();
@@ -247,6 +296,43 @@ export type RangeReader = (start: number, end: number) => Promise<Uint8Array>;
 /** Range reads through a playback link (the get-file function). */
 export function linkRangeReader(linkPath: string, fileId: string): RangeReader {
   return (start, end) => readLink(linkPath, fileId, `bytes=${start}-${end}`);
+}
+
+/** Range reads with the SDK's GetObject, nothing else: the plainest read of an object by a client like the functions'. */
+export function sdkRangeReader(s3: S3Client, Bucket: string, Key: string): RangeReader {
+  return async (start, end) => (await s3.send(new GetObjectCommand({ Bucket, Key, Range: `bytes=${start}-${end}` }))).Body!.transformToByteArray();
+}
+
+export interface SseS3Store {
+  /** SDK range GETs of the recording, decrypted by MinIO. */
+  reader: RangeReader;
+  stop(): Promise<void>;
+}
+
+/**
+ * The storage server's own encryption at rest, as a baseline for range reads: a MinIO of its own,
+ * started with a KMS key (MINIO_KMS_SECRET_KEY) and a bucket with default encryption SSE-S3, holding
+ * `recording` as a client would store it. It is read with an S3 client built the way the functions
+ * build theirs. Throws unless MinIO reports the object stored SSE-S3 (AES256) with the recording's size.
+ */
+export async function startSseS3Store(recording: SyntheticRecording): Promise<SseS3Store> {
+  const minio = await startMinio({ kmsKey: generateKmsKey('bench') });
+  try {
+    const s3 = createS3Clients(parseConfig({ ...process.env, ...storageSettings(minio) })).internal;
+    const Bucket = 'sse-s3';
+    const Key = 'recording.wav';
+    await s3.send(new CreateBucketCommand({ Bucket }));
+    await setDefaultEncryption(s3, Bucket);
+    await new Upload({ client: s3, params: { Bucket, Key, Body: recording.stream() } }).done();
+    const head = await s3.send(new HeadObjectCommand({ Bucket, Key }));
+    if (head.ServerSideEncryption !== 'AES256' || head.ContentLength !== recording.size) {
+      throw new Error(`the SSE-S3 MinIO stored ${head.ContentLength} bytes with encryption ${head.ServerSideEncryption}, not ${recording.size} with AES256`);
+    }
+    return { reader: sdkRangeReader(s3, Bucket, Key), stop: () => minio.stop() };
+  } catch (error) {
+    await minio.stop();
+    throw error;
+  }
 }
 
 /** A check for `timeRangeReads`: the bytes read at `start` are the recording's. */

@@ -1,25 +1,36 @@
 /**
- * `npm run bench`: the processing pipeline against a plain streamed copy of the same bytes,
- * on a real MinIO, measured side by side in one run (these machines are shared and noisy:
- * only ratios from the same run mean anything).
+ * `npm run bench`: every target of issue 13, measured side by side in one run on a real MinIO
+ * (these machines are shared and noisy: only ratios from the same run mean anything), each
+ * printed with "met" or "NOT met":
  *
- * For each size (100 MB, then 1 GB unless BENCH_SIZES_MB says otherwise), rounds alternate
- * copy and seal, each in a fresh process; the medians give the ratio, the throughput and the
- * peak RSS. Then 1 MiB range reads: decrypting only the touched frames against a plain
- * range GET of an unencrypted object.
- * Targets (issue 2): ratio ≤ 1.25; peak RSS ≤ 200 MB and flat from 100 MB to 1 GB.
- * Every seal runs under a 3 s lease while another claimant tries the file each second (issue 6):
- * a 1 GB run spans several leases and must keep its file.
- * What clients do (issue 7, bench/client-paths.ts): a resumable upload of the largest size through
- * the product, 4 parts at a time, against one presigned PutObject; the first audio byte and
- * 1 MiB ranges through a playback link against presigned GETs of the ciphertext (goal ≤ 1.5×).
+ * - processing ≤ 1.10 × a plain streamed copy of the same bytes, at 100 MB and at 1 GB (ratio
+ *   of the median wall times; rounds alternate copy and seal, each in a fresh process, run from
+ *   a bundle with the Node options serverless.yml gives process-upload);
+ * - extra CPU ≤ 1.5 ms/MB (process CPU ms/MB minus copy CPU ms/MB, medians);
+ * - peak RSS of the processing job ≤ 160 MB, and flat from 100 MB to 1 GB: the largest size's
+ *   peak at most FLAT_RSS_MB above the smallest's. Printed beside it: the loaded bundle alone
+ *   (a job that imports everything and does nothing);
+ * - a 1 MiB range through the function's code path (the get-file handler, reached by a playback
+ *   link) ≤ 1.3 × an SDK range GET of the same plaintext stored unencrypted, and ≤ 1.3 × the
+ *   same from a MinIO that encrypts at rest (SSE-S3), which the bench starts itself;
+ * - upload-to-`ready` of a 100 MB file: from the end of the client's presigned PUT until
+ *   GET /files/{id} says ready, process-upload invoked with the object-created event as Lambda
+ *   would (no target: printed), and the same for a 10 kB file (the fixed cost per file).
+ *
+ * Also printed: what clients do (bench/client-paths.ts): a resumable upload of the largest size
+ * through the product, 4 parts at a time, against one presigned PutObject; the first audio byte
+ * and 1 MiB ranges through a playback link against presigned GETs of the ciphertext. Every seal
+ * runs under a 3 s lease while another claimant tries the file each second (issue 6): a 1 GB run
+ * spans several leases and must keep its file.
+ *
+ * BENCH_SIZES_MB (default 100,1000), BENCH_ROUNDS (3), BENCH_READS (30 range reads per reader).
  */
 import { env } from './bench-env.ts';
 import { buffer } from 'node:stream/consumers';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { execa } from 'execa';
 import { parse } from 'yaml';
@@ -41,8 +52,11 @@ import {
   processUploaded,
   putWhole,
   sameAs,
+  sdkRangeReader,
+  startSseS3Store,
   timeRangeReads,
   uploadMultipart,
+  uploadToReady,
   type Caller,
   type MultipartRun,
 } from './client-paths.ts';
@@ -52,6 +66,14 @@ const MB = 1_000_000;
 const sizesMb = (process.env.BENCH_SIZES_MB ?? '100,1000').split(',').map(Number);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const reads = Number(process.env.BENCH_READS ?? 30);
+
+// Issue 13's targets.
+const MAX_RATIO = 1.1;
+const MAX_EXTRA_CPU_MS_PER_MB = 1.5;
+const MAX_PEAK_RSS_MB = 160;
+/** "Flat": the largest size's peak RSS at most this much above the smallest size's. */
+const FLAT_RSS_MB = 10;
+const MAX_RANGE_RATIO = 1.3;
 
 const config = parseConfig(env);
 const ctx = createStorageContext(config);
@@ -149,6 +171,8 @@ const uploadedOk = uploaded.status === 'ready' && uploaded.size === uploadRecord
 if (!uploadedOk) throw new Error(`the multipart upload did not process to a ready, identical file: ${JSON.stringify(uploaded)}`);
 await service.deleteFile('bench', lastMultipart!.fileId);
 
+// The floor under every job's RSS: the bundle loaded with the function's Node options, doing nothing.
+const loadedRss: number[] = [];
 for (const sizeMb of sizesMb) {
   const size = sizeMb * MB;
   const sourceKey = `bench/source-${sizeMb}`;
@@ -160,6 +184,7 @@ for (const sizeMb of sizesMb) {
   const copyCpu: number[] = [];
   const sealCpu: number[] = [];
   for (let round = 0; round < rounds; round++) {
+    loadedRss.push((await job('idle')).maxRssMb);
     const copy = await job('copy', sourceKey, `bench/copy-${sizeMb}`);
     copies.push(copy.ms);
     copyRss.push(copy.maxRssMb);
@@ -177,6 +202,7 @@ for (const sizeMb of sizesMb) {
   }
   const ratio = median(seals) / median(copies);
   summary[`ratio_${sizeMb}MB`] = ratio;
+  summary[`extraCpu_${sizeMb}MB`] = (median(sealCpu) - median(copyCpu)) / sizeMb;
   summary[`peakRss_${sizeMb}MB`] = Math.max(...sealRss);
   rows.push(
     `${String(sizeMb).padStart(5)} MB | copy ${fmt(median(copies), 0).padStart(6)} ms ${fmt(size / MB / (median(copies) / 1000)).padStart(6)} MB/s | ` +
@@ -188,15 +214,36 @@ for (const sizeMb of sizesMb) {
   await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: `bench/copy-${sizeMb}` }));
 }
 
+// Upload to ready, 100 MB and 10 kB files alternating: from the end of the client's PUT until
+// GET /files/{id} says ready, process-upload running in this process on the object-created event.
+const readySize = 100 * MB;
+const readyRecording = new SyntheticRecording(readySize);
+const tinyRecording = new SyntheticRecording(10_000);
+const TINY_PER_ROUND = 3;
+const readyMs: number[] = [];
+const tinyReadyMs: number[] = [];
+for (let round = 0; round < rounds; round++) {
+  const large = await uploadToReady(caller, readyRecording);
+  readyMs.push(large.readyMs);
+  await service.deleteFile('bench', large.fileId);
+  for (let k = 0; k < TINY_PER_ROUND; k++) {
+    const tiny = await uploadToReady(caller, tinyRecording);
+    tinyReadyMs.push(tiny.readyMs);
+    await service.deleteFile('bench', tiny.fileId);
+  }
+}
+
 // Reads of a 100 MB file. The first audio byte: a media player's `bytes=0-` through a playback
-// link vs a presigned GET of the ciphertext. Then 1 MiB ranges at random offsets: the library
-// (decrypting only the frames touched) vs a plain range GET of the same plaintext stored
-// unencrypted; and the link vs a presigned range GET of the ciphertext. Plaintext reads are
-// checked byte for byte against the recording.
+// link vs a presigned GET of the ciphertext. Then 1 MiB ranges at random offsets, every reader at
+// each offset, taking turns: the function (get-file through a playback link) and the library
+// (decrypting only the frames touched) vs SDK range GETs of the same plaintext stored unencrypted
+// here and on a MinIO with SSE-S3; and the link vs a presigned range GET of the ciphertext.
+// Plaintext reads are checked byte for byte against the recording.
 const rangeSize = 100 * MB;
 const rangeRecording = new SyntheticRecording(rangeSize);
 const encrypted = await service.storeFile('bench', rangeRecording.stream(), { filename: 'r.wav', contentType: 'audio/wav', size: rangeSize });
 await new Upload({ client: s3, params: { Bucket: config.bucket, Key: 'bench/plain', Body: rangeRecording.stream() } }).done();
+const sseS3 = await startSseS3Store(rangeRecording);
 const firstByte = await firstByteTimes(caller, encrypted.fileId, reads, rangeRecording);
 summary.firstByteRatio = median(firstByte.linkMs) / median(firstByte.plainMs);
 
@@ -206,27 +253,35 @@ const linkPath = await playbackLinkPath(caller, encrypted.fileId);
 const ciphertextUrl = await presignedCiphertextUrl(caller, encrypted.fileId);
 const rangeMs = await timeRangeReads(
   {
-    plain: async (start, end) => {
-      const plain = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: 'bench/plain', Range: `bytes=${start}-${end}` }));
-      return plain.Body!.transformToByteArray();
-    },
+    plain: sdkRangeReader(s3, config.bucket, 'bench/plain'),
+    sseS3: sseS3.reader,
     decrypted: async (start, end) => buffer((await service.getFile('bench', encrypted.fileId, { range: { start, end } })).stream),
     link: linkRangeReader(linkPath, encrypted.fileId),
     ciphertext: presignedRangeReader(ciphertextUrl),
   },
   offsets,
   MiB,
-  { plain: sameAs(rangeRecording, 'plain GET'), decrypted: sameAs(rangeRecording, 'library'), link: sameAs(rangeRecording, 'link') },
+  {
+    plain: sameAs(rangeRecording, 'plain GET'),
+    sseS3: sameAs(rangeRecording, 'SSE-S3 GET'),
+    decrypted: sameAs(rangeRecording, 'library'),
+    link: sameAs(rangeRecording, 'link'),
+  },
 );
+await sseS3.stop();
 await service.deleteFile('bench', encrypted.fileId);
 await s3.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: 'bench/plain' }));
 summary.rangeRatio = median(rangeMs.decrypted) / median(rangeMs.plain);
+summary.functionRangeRatio = median(rangeMs.link) / median(rangeMs.plain);
+summary.functionSseS3Ratio = median(rangeMs.link) / median(rangeMs.sseS3);
 summary.linkRangeRatio = median(rangeMs.link) / median(rangeMs.ciphertext);
 await rm(jobDir, { recursive: true, force: true });
 
+const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 console.log(`\nTranscribo storage bench — Node ${process.version}, jobs run with ${nodeOptions.join(' ')}, ${rounds} rounds, medians\n`);
-console.log('processing (inspect + SHA-256 + AES-256-GCM frames + multipart) vs plain streamed copy:');
+console.log('processing (inspect + SHA-256 + AES-256-GCM frames + multipart) vs plain streamed copy (lib-storage Upload, 5 MiB parts, 4 at a time):');
 for (const row of rows) console.log(`  ${row}`);
+console.log(`  baseline RSS of the loaded function (the bundle imported, nothing done): ${fmt(median(loadedRss), 0)} MB (max ${fmt(Math.max(...loadedRss), 0)} MB)`);
 const uploadMbps = (xs: number[]) => fmt(uploadRecording.size / MB / (median(xs) / 1000)).padStart(6);
 const multipartRow = (name: string, run: MultipartRun, xs: number[]) =>
   `  ${name.padEnd(28)} ${fmt(median(xs), 0).padStart(6)} ms ${uploadMbps(xs)} MB/s | ratio ${fmt(median(xs) / median(putMs), 2)} (time, multipart / PutObject) | ` +
@@ -243,22 +298,68 @@ console.log(
     `the default-part upload processed: ${uploaded.status}, SHA-256 ${uploadedOk ? 'matches' : 'differs'}`,
 );
 console.log(
+  `\nupload to ready (POST /files PUT, presigned PUT, then process-upload invoked in this process with the object-created event, ` +
+    `until GET /files/{id} says ready; event delivery not included):`,
+);
+console.log(`  100 MB file: ${spread(readyMs)} (${readyMs.length} files)`);
+console.log(`  10 kB file (the fixed cost per file): ${spread(tinyReadyMs)} (${tinyReadyMs.length} files)`);
+console.log(
   `\nfirst audio byte of a 100 MB file (${reads} runs each, alternating; link: get-file handler invoked in-process with an API Gateway v2 event, ` +
     `no HTTP hop, 'Range: bytes=0-' answered 206 with ${fmt(firstByte.linkBytes / 2 ** 20, 1)} MiB, buffered as in Lambda; presigned: fetch over HTTP to its first body chunk):`,
 );
 console.log(`  link ${spread(firstByte.linkMs)} | presigned GET ${spread(firstByte.plainMs)} | ratio ${fmt(summary.firstByteRatio, 2)} (medians)`);
 console.log(`\n1 MiB range read (${reads} random offsets in 100 MB, every reader at each offset, taking turns):`);
-console.log(`  plain GET ${fmt(median(rangeMs.plain), 2)} ms, decrypted ${fmt(median(rangeMs.decrypted), 2)} ms, ratio ${fmt(summary.rangeRatio, 2)} (library vs SDK GET of the plaintext)`);
+console.log(`  function (get-file via a playback link, in-process) ${spread(rangeMs.link)}`);
+console.log(`  library (StorageService.getFile)                   ${spread(rangeMs.decrypted)}`);
+console.log(`  SDK GET of the plaintext, unencrypted              ${spread(rangeMs.plain)}`);
+console.log(`  SDK GET of the plaintext, MinIO SSE-S3             ${spread(rangeMs.sseS3)}`);
+console.log(`  presigned GET of the ciphertext (fetch)            ${spread(rangeMs.ciphertext)}`);
 console.log(
-  `  link ${spread(rangeMs.link)} | presigned range GET of the ciphertext ${spread(rangeMs.ciphertext)} | ` +
-    `ratio ${fmt(summary.linkRangeRatio, 2)} (medians; p95 ${fmt(percentile(rangeMs.link, 95) / percentile(rangeMs.ciphertext, 95), 2)}) → goal ≤ 1.5 ${summary.linkRangeRatio <= 1.5 ? 'met' : 'NOT met'}`,
+  `  ratios of medians: library / plain GET ${fmt(summary.rangeRatio, 2)}; link / presigned ciphertext GET ${fmt(summary.linkRangeRatio, 2)} ` +
+    `(p95 ${fmt(percentile(rangeMs.link, 95) / percentile(rangeMs.ciphertext, 95), 2)})`,
 );
 console.log(
   `\nlease (${env.STORAGE_PROCESSING_LEASE_SECONDS} s, renewed every third): ${leaseWatch.tries} competing claims during the seals, ` +
     `${leaseWatch.takeovers} took a file over; ${leaseWatch.leasesSeen.size} distinct lease deadlines seen`,
 );
 if (leaseWatch.takeovers > 0) throw new Error('a running seal lost its file to a competing claim: its lease was not kept');
-const rss = sizesMb.map((s) => summary[`peakRss_${s}MB`]!);
-console.log(`\ntargets: ratio ≤ 1.25 → ${sizesMb.map((s) => fmt(summary[`ratio_${s}MB`]!, 2)).join(', ')}; ` +
-  `peak RSS ≤ 200 MB and flat → ${rss.map((r) => fmt(r, 0)).join(' MB, ')} MB; ` +
-  `link 1 MiB range ≤ 1.5× a presigned GET → ${fmt(summary.linkRangeRatio, 2)}`);
+
+// Issue 13's targets, each on one line.
+const TARGET_SIZES_MB = [100, 1000];
+const bySize = (key: string, limit: number, digits: number, unit = '') =>
+  TARGET_SIZES_MB.map((s) => {
+    const value = summary[`${key}_${s}MB`];
+    return value === undefined ? `${s} MB not measured (BENCH_SIZES_MB)` : `${s} MB ${fmt(value, digits)}${unit} ${verdict(value <= limit)}`;
+  }).join(' | ');
+const peaks = sizesMb.map((s) => summary[`peakRss_${s}MB`]!);
+const smallest = Math.min(...sizesMb);
+const largest = Math.max(...sizesMb);
+const flatGrowth = summary[`peakRss_${largest}MB`]! - summary[`peakRss_${smallest}MB`]!;
+const target = (label: string, text: string) => console.log(`  ${label.padEnd(48)} ${text}`);
+console.log(`\ntargets of issue 13 (${rounds} rounds, medians; ${reads} reads per range reader):`);
+target(`processing ≤ ${MAX_RATIO} × plain copy (wall time)`, bySize('ratio', MAX_RATIO, 2));
+target(`extra CPU ≤ ${MAX_EXTRA_CPU_MS_PER_MB} ms/MB (process − copy)`, bySize('extraCpu', MAX_EXTRA_CPU_MS_PER_MB, 2, ' ms/MB'));
+target(
+  `peak RSS of processing ≤ ${MAX_PEAK_RSS_MB} MB`,
+  `${sizesMb.map((s, i) => `${s} MB ${fmt(peaks[i]!, 0)} MB`).join(', ')} ` +
+    `${verdict(Math.max(...peaks) <= MAX_PEAK_RSS_MB)} (loaded function alone ${fmt(median(loadedRss), 0)} MB)`,
+);
+target(
+  `peak RSS flat (largest size ≤ smallest + ${FLAT_RSS_MB} MB)`,
+  smallest === largest
+    ? `not measured: one size (BENCH_SIZES_MB=${sizesMb.join(',')})`
+    : `${largest} MB peak − ${smallest} MB peak = ${fmt(flatGrowth, 0)} MB ${verdict(flatGrowth <= FLAT_RSS_MB)}`,
+);
+target(
+  `1 MiB range, function ≤ ${MAX_RANGE_RATIO} × plain GET`,
+  `${fmt(median(rangeMs.link), 2)} / ${fmt(median(rangeMs.plain), 2)} ms = ${fmt(summary.functionRangeRatio, 2)} ${verdict(summary.functionRangeRatio <= MAX_RANGE_RATIO)}`,
+);
+target(
+  `1 MiB range, function ≤ ${MAX_RANGE_RATIO} × SSE-S3 GET`,
+  `${fmt(median(rangeMs.link), 2)} / ${fmt(median(rangeMs.sseS3), 2)} ms = ${fmt(summary.functionSseS3Ratio, 2)} ${verdict(summary.functionSseS3Ratio <= MAX_RANGE_RATIO)}`,
+);
+target(
+  'upload to ready, 100 MB (no target)',
+  `median ${fmt(median(readyMs), 0)} ms of ${readyMs.length}; ` +
+    `fixed cost per file (10 kB) median ${fmt(median(tinyReadyMs), 1)} ms of ${tinyReadyMs.length}`,
+);

@@ -1,4 +1,4 @@
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   firstByteTimes,
@@ -10,8 +10,11 @@ import {
   putWhole,
   readLink,
   sameAs,
+  sdkRangeReader,
+  startSseS3Store,
   timeRangeReads,
   uploadMultipart,
+  uploadToReady,
   type Caller,
 } from '../../bench/client-paths.ts';
 import { SyntheticRecording } from '../../bench/synthetic-recording.ts';
@@ -43,6 +46,14 @@ describe('bench: uploads', () => {
     const info = await processUploaded(caller, run.fileId);
     expect(info).toMatchObject({ status: 'ready', size: recording.size, sha256: recording.sha256() });
   });
+
+  it('a PUT upload is timed from its last byte to ready, for a 10 kB file as for a larger one', async () => {
+    for (const recording of [new SyntheticRecording(10_000), new SyntheticRecording(6 * MiB + 1)]) {
+      const run = await uploadToReady(caller, recording);
+      expect(run.readyMs).toBeGreaterThan(0);
+      expect(await env.service.getFileInfo('bench', run.fileId)).toMatchObject({ status: 'ready', size: recording.size, sha256: recording.sha256() });
+    }
+  });
 });
 
 describe('bench: reads through a playback link', () => {
@@ -65,6 +76,21 @@ describe('bench: reads through a playback link', () => {
     );
     expect(times.link).toHaveLength(offsets.length);
     expect(times.ciphertext).toHaveLength(offsets.length);
+
+    // The plaintext baselines: an SDK range GET of it stored unencrypted, and of it on a MinIO of its own with SSE-S3.
+    await env.admin.send(new PutObjectCommand({ Bucket: env.config.bucket, Key: 'bench/plain', Body: recording.bytes(0, recording.size) }));
+    const sse = await startSseS3Store(recording);
+    try {
+      const plain = await timeRangeReads(
+        { plain: sdkRangeReader(env.ctx.s3.internal, env.config.bucket, 'bench/plain'), sseS3: sse.reader },
+        offsets,
+        MiB,
+        { plain: sameAs(recording, 'plain GET'), sseS3: sameAs(recording, 'SSE-S3 GET') },
+      );
+      expect(plain.sseS3).toHaveLength(offsets.length);
+    } finally {
+      await sse.stop();
+    }
 
     // The checks themselves catch wrong bytes: the ciphertext is not the recording.
     await expect(
