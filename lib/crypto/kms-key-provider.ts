@@ -10,8 +10,11 @@ import { KEY_LENGTH, KMS_KEK_ID, type RemoteKeyProvider } from './keyring.ts';
  * for decrypting, so rotating within KMS needs no re-wrap; `npm run rotate-keys` re-wraps keys of
  * the static keys under KMS (`Encrypt`) when a deployment moves to it.
  *
- * Opened keys are kept in memory (at most MAX_CACHED, by their blob): a manifest is opened on
- * every request, and one `Decrypt` per read would be slower and dearer than the read itself.
+ * Opened keys are kept in memory (at most MAX_CACHED, by their blob; an evicted one is wiped): a
+ * manifest is opened on every request, and one `Decrypt` per read would be slower and dearer
+ * than the read itself. The recording's data key is cached the same way, by its blob as read from
+ * the object's metadata with the frames: a re-wrapped key (rotation) is a new blob, opened anew,
+ * and a read served from a cached manifest (lib/service/ready-manifests.ts) makes no KMS call.
  */
 
 const ENCRYPTION_CONTEXT = { service: 'transcribo-storage' };
@@ -20,7 +23,12 @@ const MAX_CACHED = 2000;
 export function kmsKeyProvider(keyId: string, client: KMSClient = new KMSClient({})): RemoteKeyProvider {
   const opened = new Map<string, Buffer>();
   const remember = (blob: Buffer, dataKey: Buffer) => {
-    if (opened.size >= MAX_CACHED) opened.delete(opened.keys().next().value!);
+    if (opened.size >= MAX_CACHED) {
+      // The oldest goes, its bytes wiped: a copy is what every caller got, so none is in use.
+      const [oldest, key] = opened.entries().next().value!;
+      key.fill(0);
+      opened.delete(oldest);
+    }
     opened.set(blob.toString('base64'), Buffer.from(dataKey));
   };
   const failed = (operation: string, cause: unknown) =>

@@ -27,6 +27,8 @@ import type { ByteRange, RangeRequest } from '../byte-range.ts';
  * parallel with the manifest read that authorises the call (`prefetchFrames`). Nothing of
  * them is released before the manifest says the caller owns a ready file; if the file turns
  * out to be stored otherwise, the prefetch is dropped and the right bytes fetched instead.
+ * A process that has read the file's ready manifest before reads with no manifest at all: one
+ * GET of exactly `storedByteRange` (ready-manifests.ts), handed here as `fetched`.
  */
 
 
@@ -57,13 +59,27 @@ export function prefetchFrames(ctx: StorageContext, fileId: string, range: Range
   };
 }
 
+/** The stored bytes a read of `range` needs, as a `Range` header: the frames it touches where encrypted; undefined for the whole object. */
+export function storedByteRange(stored: NonNullable<Manifest['stored']>, range: ByteRange | undefined): string | undefined {
+  if (range === undefined) return undefined;
+  if (!stored.encrypted) return `bytes=${range.start}-${range.end}`;
+  if (stored.frameSize === undefined || stored.size === 0) return undefined;
+  const window = cipherRangeFor(range.start, range.end, stored.size, stored.frameSize);
+  return `bytes=${window.cipherStart}-${window.cipherEndInclusive}`;
+}
+
+/**
+ * `source`: frames requested before the manifest was known (`prefetch`), or the response to a
+ * GET of exactly `storedByteRange(manifest.stored, range)` (`fetched`, its body not read yet).
+ */
 export async function openPlaintext(
   ctx: StorageContext,
   manifest: Manifest & { stored: NonNullable<Manifest['stored']> },
   range: ByteRange | undefined,
-  prefetch?: FramePrefetch,
+  source: { prefetch?: FramePrefetch | undefined; fetched?: GetObjectCommandOutput } = {},
 ): Promise<Readable> {
   const { fileId, stored } = manifest;
+  const { prefetch, fetched } = source;
   const s3 = ctx.s3.internal;
   const get = (byteRange: string | undefined) =>
     backend('getFile', fileId, () =>
@@ -72,7 +88,7 @@ export async function openPlaintext(
 
   if (!stored.encrypted) {
     prefetch?.discard();
-    const out = await get(range ? `bytes=${range.start}-${range.end}` : undefined);
+    const out = fetched ?? (await get(storedByteRange(stored, range)));
     const body = out.Body as Readable;
     assertSameSeal(out, stored, body, fileId);
     return range ? body : chain(body, new Sha256Verifier(stored.sha256, fileId));
@@ -92,7 +108,7 @@ export async function openPlaintext(
     Math.min(prefetch.lastFrame ?? lastFrameOfFile, lastFrameOfFile) === window.lastFrame;
   if (prefetch && !prefetchFits) prefetch.discard();
   const prefetched = prefetchFits ? await prefetch!.response : undefined;
-  const out = prefetched ?? (await get(window && `bytes=${window.cipherStart}-${window.cipherEndInclusive}`));
+  const out = fetched ?? prefetched ?? (await get(storedByteRange(stored, range)));
   const body = out.Body as Readable;
   assertSameSeal(out, stored, body, fileId);
   try {

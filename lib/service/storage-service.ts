@@ -31,9 +31,10 @@ import { isSettled, type FileStatus, type Manifest, type VersionedManifest } fro
 import { finalKey, incomingKey, isFileId } from '../storage/object-layout.ts';
 import { boundRange, resolveRange, type ByteRange, type RangeRequest } from '../byte-range.ts';
 import { assertSameSeal, openPlaintext, prefetchFrames } from './read-content.ts';
+import { fetchRecording, ReadyManifests, type ReadyManifest } from './ready-manifests.ts';
 import { describeStoredObject, openSealedExport, type SealedExport } from './sealed-export.ts';
 import { OwnerQuotas } from '../storage/owner-quotas.ts';
-import { deletedEntry, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from '../storage/recovery.ts';
+import { deletedEntry, finishDeletion, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from '../storage/recovery.ts';
 import { UsageLedger } from '../storage/usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from '../storage/storage-context.ts';
 
@@ -135,13 +136,13 @@ export interface PlaybackLink {
   expiresAt: string;
 }
 
-type ReadyManifest = Manifest & { stored: NonNullable<Manifest['stored']> };
-
 export class StorageService {
   readonly #ctx: StorageContext;
   readonly #multipart: MultipartUploads;
   readonly #usage: UsageLedger;
   readonly #quotas: OwnerQuotas;
+  /** Ready manifests read before, for reads with no manifest round trip (ready-manifests.ts): one cache per service, so per process. */
+  readonly #readyManifests = new ReadyManifests();
 
   constructor(ctx: StorageContext) {
     this.#ctx = ctx;
@@ -348,34 +349,69 @@ export class StorageService {
       }
       if (options.decrypt === false) return this.#exportStored(owner, fileId, options);
       const specs = options.range === undefined ? undefined : ([] as RangeRequest[]).concat(options.range);
-      const single = specs?.length === 1 ? boundRange(specs[0]!, options.maxLength) : undefined;
-      const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
-      let manifest: ReadyManifest;
-      let range: ByteRange | undefined;
-      try {
-        manifest = await this.#readyManifest(owner, fileId, 'getFile');
-        range = specs === undefined ? undefined : resolveRange(specs, manifest.stored.size, fileId, options.maxLength);
-      } catch (error) {
-        prefetch?.discard();
-        throw error;
-      }
-      const total = manifest.stored.size;
-      const contentLength = range ? range.end - range.start + 1 : total;
-      if (range === undefined && options.maxLength !== undefined && total > options.maxLength) {
-        // Refused here rather than by the response that cannot hold it, so that the refusal is
-        // this call's error and the request is counted once (see lib/observability/metrics.ts).
-        prefetch?.discard();
-        throw new StorageFileSizeError(
-          `The response would be ${total} bytes; this endpoint returns at most ${options.maxLength} bytes at once. Ask for byte ranges (Range: bytes=start-end).`,
-          { operation: 'getFile', fileId, details: { contentLength: total, maxBytes: options.maxLength } },
-        );
-      }
-      const stream = await openPlaintext(this.#ctx, manifest, range, prefetch);
-      // The call has been counted by now: a body that fails while read is its error, not a second request.
-      stream.once('error', (error) => recordLateFailure('getFile', error));
-      recordBytesRead('getFile', contentLength);
-      return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
+      return (await this.#readWarm(owner, fileId, specs, options.maxLength)) ?? (await this.#readCold(owner, fileId, specs, options.maxLength));
     });
+  }
+
+  /**
+   * A read with the file's ready manifest read before in this process: one GET of the stored
+   * bytes, nothing else (ready-manifests.ts says why that is safe). Undefined when it cannot be
+   * served so (not cached, another owner, a refusal to make, the recording changed or gone):
+   * the full path decides then, from the manifest itself.
+   */
+  async #readWarm(owner: string, fileId: string, specs: RangeRequest[] | undefined, maxLength: number | undefined): Promise<FileContent | undefined> {
+    const manifest = this.#readyManifests.get(fileId);
+    if (manifest === undefined || manifest.owner !== owner) return undefined;
+    const total = manifest.stored.size;
+    let range: ByteRange | undefined;
+    try {
+      range = specs === undefined ? undefined : resolveRange(specs, total, fileId, maxLength);
+    } catch {
+      return undefined;
+    }
+    if (range === undefined && maxLength !== undefined && total > maxLength) return undefined;
+    const fetched = await fetchRecording(this.#ctx, manifest, range);
+    if (fetched === undefined) {
+      this.#readyManifests.forget(fileId);
+      return undefined;
+    }
+    return this.#serve(manifest, range, { fetched });
+  }
+
+  /** A read that starts from the manifest, with the frames a single range needs requested beside it. */
+  async #readCold(owner: string, fileId: string, specs: RangeRequest[] | undefined, maxLength: number | undefined): Promise<FileContent> {
+    const single = specs?.length === 1 ? boundRange(specs[0]!, maxLength) : undefined;
+    const prefetch = single && isFileId(fileId) ? prefetchFrames(this.#ctx, fileId, single) : undefined;
+    let manifest: ReadyManifest;
+    let range: ByteRange | undefined;
+    try {
+      manifest = await this.#readyManifest(owner, fileId, 'getFile');
+      range = specs === undefined ? undefined : resolveRange(specs, manifest.stored.size, fileId, maxLength);
+    } catch (error) {
+      prefetch?.discard();
+      throw error;
+    }
+    const total = manifest.stored.size;
+    if (range === undefined && maxLength !== undefined && total > maxLength) {
+      // Refused here rather than by the response that cannot hold it, so that the refusal is
+      // this call's error and the request is counted once (see lib/observability/metrics.ts).
+      prefetch?.discard();
+      throw new StorageFileSizeError(
+        `The response would be ${total} bytes; this endpoint returns at most ${maxLength} bytes at once. Ask for byte ranges (Range: bytes=start-end).`,
+        { operation: 'getFile', fileId, details: { contentLength: total, maxBytes: maxLength } },
+      );
+    }
+    return this.#serve(manifest, range, { prefetch });
+  }
+
+  async #serve(manifest: ReadyManifest, range: ByteRange | undefined, source: Parameters<typeof openPlaintext>[3]): Promise<FileContent> {
+    const total = manifest.stored.size;
+    const contentLength = range ? range.end - range.start + 1 : total;
+    const stream = await openPlaintext(this.#ctx, manifest, range, source);
+    // The call has been counted by now: a body that fails while read is its error, not a second request.
+    stream.once('error', (error) => recordLateFailure('getFile', error));
+    recordBytesRead('getFile', contentLength);
+    return { info: toFileInfo(manifest), stream, range: range && { ...range, total }, contentLength };
   }
 
   /** Signed URLs for parts of a resumable upload (see lib/upload/multipart-upload.ts). */
@@ -441,16 +477,22 @@ export class StorageService {
   deleteFile(owner: string, fileId: string, options: { purge?: boolean } = {}): Promise<boolean> {
     return measured('deleteFile', async () => {
       const found = await this.#ctx.manifests.read(checkedFileId(fileId, 'deleteFile'));
+      this.#readyManifests.forget(fileId);
       const live = found?.manifest.owner === owner ? found.manifest : undefined;
       if (live !== undefined) {
         await this.#remove(owner, live);
         logger.info('file deleted', { fileId, status: live.status, restorable: live.status === 'ready' && recoveryEnabled(this.#ctx) });
       }
+      // No manifest, but this owner's entry of a deleted file: a delete of it may have been cut
+      // short before its recording went, which reads with a cached manifest would still serve
+      // (ready-manifests.ts). The recording goes now; the answer stays that nothing was there.
+      const earlier = found === undefined ? await deletedEntry(this.#ctx, owner, fileId, 'deleteFile') : undefined;
+      if (earlier !== undefined) await finishDeletion(this.#ctx, fileId, 'deleteFile');
       if (options.purge !== true || !recoveryEnabled(this.#ctx)) return live !== undefined;
       // Another owner's file under this id: nothing of it is this caller's to purge.
       if (live === undefined && found !== undefined) return false;
       // The entry written by the delete just made, or by an earlier one: this owner's, or nothing is purged.
-      const entry = await deletedEntry(this.#ctx, owner, fileId, 'deleteFile');
+      const entry = found === undefined ? earlier : await deletedEntry(this.#ctx, owner, fileId, 'deleteFile');
       if (live === undefined && entry === undefined) return false;
       // A file deleted before it settled keeps its pending marker: a run may still complete its object, which the sweep then purges.
       await purgeVersions(this.#ctx, fileId, entry?.key, 'deleteFile', { keepPendingMarker: live !== undefined && !isSettled(live.status) });
@@ -632,7 +674,14 @@ export class StorageService {
   }
 
   async #ownedVersion(owner: string, fileId: string, operation: string): Promise<VersionedManifest> {
-    const found = await this.#ctx.manifests.read(checkedFileId(fileId, operation));
+    // Any read of a ready manifest serves later reads of its content (ready-manifests.ts); a
+    // manifest gone, or one that no longer opens, takes what was kept of it away.
+    const found = await this.#ctx.manifests.read(checkedFileId(fileId, operation)).catch((error: unknown) => {
+      this.#readyManifests.forget(fileId);
+      throw error;
+    });
+    if (found === undefined) this.#readyManifests.forget(fileId);
+    else this.#readyManifests.remember(found.manifest);
     if (found === undefined || found.manifest.owner !== owner) {
       throw new StorageFileNotFoundError('File not found.', { operation, fileId });
     }

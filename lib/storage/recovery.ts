@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { backend, isNotFound, toStorageError } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
+import { removeStoredObject } from './file-objects.ts';
 import type { Manifest } from './manifest.ts';
 import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey, SEAL_ID_METADATA } from './object-layout.ts';
 import { ownerTag } from './owner-tags.ts';
@@ -28,7 +29,11 @@ import { logger } from '../observability/logger.ts';
  * (an owner's deleted files are one prefix listing, with no owner named: owner-tags.ts), then
  * puts delete markers over `manifests/<id>.json`, then over `files/<id>`: the sealed manifest and
  * recording stay as they were, as the versions under the markers. A delete cut short anywhere
- * is thus a file listed and restorable, or purged once its window has passed.
+ * is thus a file listed and restorable, or purged once its window has passed. One cut between
+ * the manifest and the recording leaves the recording current, which a process holding the
+ * file's ready manifest in its cache (lib/service/ready-manifests.ts) would still serve, for
+ * that cache's TTL at most: the delete's retry finds the entry and no manifest, and removes the
+ * recording then (`finishDeletion`) before it answers, as a delete that was not cut does.
  *
  * - Restore opens the last manifest version first (only its owner may restore it, only a
  *   `ready` one), checks that the recording version under its marker is the one that manifest
@@ -67,6 +72,22 @@ export const windowEnd = (ctx: StorageContext, deletedAt: Date) => new Date(dele
 export async function recordDeletion(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<void> {
   const Key = deletedKey(await ownerTag(ctx, owner), fileId);
   await backend(operation, fileId, () => ctx.s3.internal.send(new PutObjectCommand({ Bucket: ctx.config.bucket, Key, Body: '', ContentLength: 0 })));
+}
+
+/**
+ * The recording of a deleted file no longer current (a delete marker over it), if it still is:
+ * the end of a delete cut short after its manifest went. Nothing is written when it is gone
+ * already, so repeated deletes do not stack markers.
+ */
+export async function finishDeletion(ctx: StorageContext, fileId: string, operation: string): Promise<void> {
+  try {
+    await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId) }));
+  } catch (error) {
+    if (isNotFound(error)) return;
+    throw toStorageError(error, operation, fileId);
+  }
+  logger.warn('a delete cut short left the recording current; it goes now', { fileId, operation });
+  await removeStoredObject(ctx, fileId, operation);
 }
 
 /** The owner's deleted files still inside the window, newest deletion first. */

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as getContent } from '../../../functions/get-file.ts';
 import { handler as getInfo } from '../../../functions/get-file-info.ts';
 import { processFile } from '../../../lib/processing/process-upload.ts';
+import { StorageService } from '../../../lib/service/storage-service.ts';
+import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { finalKey, manifestKey } from '../../../lib/storage/object-layout.ts';
 import { sha256, wav } from '../../support/audio-fixtures.ts';
 import { invoke } from '../../support/handlers.ts';
@@ -85,6 +87,12 @@ describe('sealed manifests at rest', () => {
     try {
       await put(manifestKey(a.fileId), await raw(manifestKey(b.fileId)));
       await expect(env.service.getFileInfo(OWNER, a.fileId)).rejects.toMatchObject({ name: 'StorageMetadataError' });
+      // Read by a process that holds no manifest of the file: a function that read it before serves
+      // what it authenticated then, until its next manifest read (lib/service/ready-manifests.ts).
+      const fresh = new StorageService(createStorageContext(env.config));
+      await expect(fresh.getFile(OWNER, a.fileId, { range: { start: 0, end: 99 } })).rejects.toMatchObject({ name: 'StorageMetadataError' });
+      // The function's own manifest read that fails drops what it held: its content reads refuse too.
+      expect((await invoke(getInfo, apiEvent({ method: 'GET', path: `/files/${a.fileId}`, fileId: a.fileId, token }))).json.error.type).toBe('StorageMetadataError');
       expect((await content(a.fileId, { range: 'bytes=0-99' })).json.error.type).toBe('StorageMetadataError');
     } finally {
       await put(manifestKey(a.fileId), original);
