@@ -34,7 +34,7 @@ import { assertSameSeal, openPlaintext, prefetchFrames } from './read-content.ts
 import { fetchRecording, ReadyManifests, type ReadyManifest } from './ready-manifests.ts';
 import { describeStoredObject, openSealedExport, type SealedExport } from './sealed-export.ts';
 import { OwnerQuotas } from '../storage/owner-quotas.ts';
-import { deletedEntry, finishDeletion, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from '../storage/recovery.ts';
+import { deletedEntry, ensureRecordingCurrent, finishDeletion, forgetDeletion, idEverUsed, lastManifest, listDeleted, purgeVersions, recordDeletion, recoveryEnabled, undeleteManifest, undeleteRecording } from '../storage/recovery.ts';
 import { UsageLedger } from '../storage/usage-ledger.ts';
 import { sharedStorageContext, type StorageContext } from '../storage/storage-context.ts';
 
@@ -551,6 +551,8 @@ export class StorageService {
           // The recording first, the manifest last: what makes the file visible.
           await undeleteRecording(ctx, manifest, 'restoreFile');
           await undeleteManifest(ctx, fileId, 'restoreFile');
+          // A retried delete that came between the two put a marker back on the recording (recovery.ts finishDeletion).
+          await ensureRecordingCurrent(ctx, manifest, 'restoreFile');
         } catch (error) {
           await releaseQuota(this.#ctx, owner, fileId, 'restoreFile');
           throw error;

@@ -1,4 +1,5 @@
 import {
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   HeadObjectCommand,
   ListObjectVersionsCommand,
@@ -8,7 +9,6 @@ import {
 } from '@aws-sdk/client-s3';
 import { backend, isNotFound, toStorageError } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
-import { removeStoredObject } from './file-objects.ts';
 import type { Manifest } from './manifest.ts';
 import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey, SEAL_ID_METADATA } from './object-layout.ts';
 import { ownerTag } from './owner-tags.ts';
@@ -80,14 +80,35 @@ export async function recordDeletion(ctx: StorageContext, owner: string, fileId:
  * already, so repeated deletes do not stack markers.
  */
 export async function finishDeletion(ctx: StorageContext, fileId: string, operation: string): Promise<void> {
-  try {
-    await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId) }));
-  } catch (error) {
-    if (isNotFound(error)) return;
-    throw toStorageError(error, operation, fileId);
-  }
+  if (!(await isCurrent(ctx, finalKey(fileId), operation))) return;
   logger.warn('a delete cut short left the recording current; it goes now', { fileId, operation });
-  await removeStoredObject(ctx, fileId, operation);
+  const marker = await backend(operation, fileId, () =>
+    ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId) })),
+  );
+  // A restore may have brought the manifest back meanwhile (it uncovers the recording first, the
+  // manifest last): then this marker would hide a restored file's bytes. It goes again; the
+  // restore, for its part, looks at the recording once more after the manifest (restoreFile).
+  if (marker.VersionId !== undefined && (await ctx.manifests.read(fileId)) !== undefined) {
+    await backend(operation, fileId, () =>
+      ctx.s3.internal.send(new DeleteObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), VersionId: marker.VersionId })),
+    );
+  }
+}
+
+/** Whether the key has a current version (no delete marker on top). */
+async function isCurrent(ctx: StorageContext, key: string, operation: string): Promise<boolean> {
+  try {
+    await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }));
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw toStorageError(error, operation);
+  }
+}
+
+/** The recording current again if a marker went on it after `undeleteRecording` (see finishDeletion). */
+export async function ensureRecordingCurrent(ctx: StorageContext, manifest: Manifest, operation: string): Promise<void> {
+  if (!(await isCurrent(ctx, finalKey(manifest.fileId), operation))) await undeleteRecording(ctx, manifest, operation);
 }
 
 /** The owner's deleted files still inside the window, newest deletion first. */

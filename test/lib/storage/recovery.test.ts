@@ -8,7 +8,7 @@ import { FileIdInUseError, StorageFileNotFoundError, StorageMetadataError, Stora
 import { sweep } from '../../../lib/processing/sweep.ts';
 import { createStorageContext } from '../../../lib/storage/storage-context.ts';
 import { StorageService } from '../../../lib/service/storage-service.ts';
-import { recordDeletion, undeleteManifest } from '../../../lib/storage/recovery.ts';
+import { ensureRecordingCurrent, finishDeletion, lastManifest, recordDeletion, undeleteManifest, undeleteRecording } from '../../../lib/storage/recovery.ts';
 import { parseConfig } from '../../../lib/config.ts';
 import { sha256, wav } from '../../support/audio-fixtures.ts';
 import { prepareMinioEnvironment, type MinioEnvironment } from '../../support/minio-environment.ts';
@@ -172,6 +172,31 @@ describe('the recovery window', () => {
     expect((await buffer((await env.service.getFile('dora', info.fileId)).stream)).equals(bytes)).toBe(true);
     expect(await env.service.listDeletedFiles('dora')).toEqual([]);
     expect((await env.service.restoreFile('dora', info.fileId)).status).toBe('ready');
+  });
+
+  it('a retried delete racing a restore never leaves the restored file without its recording, in either order', async () => {
+    const bytes = wav(150_000);
+    const read = async (fileId: string) => (await buffer((await env.service.getFile('erin', fileId)).stream)).equals(bytes);
+    // The restore's steps, with the retried delete's (finishDeletion) between them, as two processes would interleave.
+    for (const retryComes of ['between the recording and the manifest', 'after the manifest'] as const) {
+      const info = await stored('erin', bytes);
+      await recordDeletion(env.ctx, 'erin', info.fileId, 'test');
+      await env.ctx.manifests.delete(info.fileId);
+      const last = await lastManifest(env.ctx, info.fileId, 'test');
+      await undeleteRecording(env.ctx, last!, 'test');
+      if (retryComes === 'between the recording and the manifest') {
+        await finishDeletion(env.ctx, info.fileId, 'test');
+        await undeleteManifest(env.ctx, info.fileId, 'test');
+        // What restoreFile does after the manifest: the marker just put back goes.
+        await ensureRecordingCurrent(env.ctx, last!, 'test');
+      } else {
+        await undeleteManifest(env.ctx, info.fileId, 'test');
+        // The retry read no manifest before the restore's last step; its marker goes once it sees the manifest back.
+        await finishDeletion(env.ctx, info.fileId, 'test');
+      }
+      expect(await read(info.fileId), retryComes).toBe(true);
+      await env.service.deleteFile('erin', info.fileId, { purge: true });
+    }
   });
 
   it('with a window of 0, a delete is final and nothing is listed', async () => {
