@@ -210,8 +210,8 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
       await releaseFileQuota();
       return { outcome: 'skipped', fileId, reason: 'deleted while processing' };
     }
-    // Taken over after our lease ran out. Both runs seal the same bytes and each object carries
-    // its own key material, so whichever object landed last is whole: leave it.
+    // Taken over after our lease ran out: this run stopped before its object became visible
+    // (the part writer completes only under a live lease), so the other run's object stands.
     return { outcome: 'skipped', fileId, reason: 'taken over by another run' };
   }
 

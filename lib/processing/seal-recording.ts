@@ -98,11 +98,16 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
     source = await opening;
     if (signal?.aborted) throw signal.reason;
     let encryptMs = 0;
+    const sealedFrames: Buffer[] = [];
+    const collect = (sealed: Buffer) => void sealedFrames.push(sealed);
     const seal = (piece: Buffer): Promise<void> | undefined => {
       if (encryptor) {
+        // The frames are copied into the parts after the clock stops: the metric is the cipher's time alone.
         const started = performance.now();
-        encryptor.write(piece, append);
+        encryptor.write(piece, collect);
         encryptMs += performance.now() - started;
+        for (const frame of sealedFrames) append(frame);
+        sealedFrames.length = 0;
       } else {
         append(piece);
       }
@@ -117,8 +122,7 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
     if (input.declaredSha256 !== undefined && input.declaredSha256 !== inspected.sha256) {
       throw new UploadRejection('content does not match the declared SHA-256', 'sha256_mismatch');
     }
-    if (signal?.aborted) throw signal.reason;
-    await writer.complete();
+    await writer.complete(signal);
     return {
       sha256: inspected.sha256,
       size: inspected.size,
@@ -193,7 +197,16 @@ function eachPiece(source: Readable, handle: (piece: Buffer) => Promise<void> | 
       }
       return true;
     };
-    const onData = (chunk: Buffer) => void run(chunk, 0);
+    // Streams in object mode or with an encoding may hand out strings or other views: bytes only, as Buffers (no copy).
+    const onData = (chunk: unknown) => {
+      if (Buffer.isBuffer(chunk)) return void run(chunk, 0);
+      if (chunk instanceof Uint8Array) return void run(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), 0);
+      if (typeof chunk === 'string') return void run(Buffer.from(chunk), 0);
+      fail(new TypeError('the content stream must yield bytes'));
+    };
+    if (source.errored) return fail(source.errored);
+    if (source.readableEnded) return fail(new Error('the source was read to its end already'));
+    if (source.destroyed) return fail(new Error('the source was closed before it was read'));
     source.on('data', onData);
     source.once('end', () => {
       ended = true;
@@ -203,6 +216,8 @@ function eachPiece(source: Readable, handle: (piece: Buffer) => Promise<void> | 
     source.once('close', () => {
       if (!ended) fail(new Error('the source closed before its end'));
     });
+    // A source paused by its maker would otherwise never flow: a 'data' listener does not resume it.
+    source.resume();
   });
 }
 

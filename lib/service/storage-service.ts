@@ -306,7 +306,12 @@ export class StorageService {
         throw new StorageFileNotFoundError('File was deleted while it was being stored.', { operation: 'storeFile', fileId });
       }
       if (committed.outcome === 'taken_over') {
-        // Only the sweep takes a stored file over: its lease ran out (the caller's stream stalled past it) and it ended failed.
+        // Only the sweep takes a stored file over: its lease ran out (the caller's stream stalled
+        // past it) and it ended failed. Nothing of this call stays, as for any other refusal.
+        await removeObject();
+        await manifests.delete(fileId).catch(() => undefined);
+        await pending.remove(fileId).catch(() => undefined);
+        await releaseQuota(this.#ctx, owner, fileId, 'storeFile');
         throw new StorageOperationError('Storing took longer than the processing lease; the file was given up. Store it again.', {
           operation: 'storeFile',
           fileId,
@@ -750,8 +755,9 @@ export function toFileInfo(manifest: Manifest): FileInfo {
     createdAt: manifest.createdAt,
     updatedAt: manifest.updatedAt,
     ...(manifest.reason !== undefined && { reason: manifest.reason }),
-    ...(manifest.metadata !== undefined && { metadata: manifest.metadata }),
-    ...(manifest.audio !== undefined && { audio: manifest.audio }),
+    // Copies: the manifest may be a cached one (ready-manifests.ts), which a caller's edit must not change.
+    ...(manifest.metadata !== undefined && { metadata: { ...manifest.metadata } }),
+    ...(manifest.audio !== undefined && { audio: { ...manifest.audio } }),
   };
 }
 

@@ -1,6 +1,6 @@
-import { AbortMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { backend, isNotFound, toStorageError } from './backend-errors.ts';
-import { finalKey, incomingKey } from './object-layout.ts';
+import { finalKey, incomingKey, SEAL_ID_METADATA } from './object-layout.ts';
 import type { StorageContext } from './storage-context.ts';
 
 /** A file's two objects, its upload (or resumable upload) and its stored recording, removed idempotently (gone already is fine). */
@@ -20,5 +20,16 @@ export async function abortUpload(ctx: StorageContext, fileId: string, uploadId:
     await ctx.s3.internal.send(new AbortMultipartUploadCommand({ Bucket: ctx.config.incomingBucket, Key: incomingKey(fileId), UploadId: uploadId }));
   } catch (error) {
     if (!isNotFound(error)) throw toStorageError(error, operation, fileId);
+  }
+}
+
+/** The seal id of the stored recording (the current one, or the version given); undefined when there is none. */
+export async function storedSealId(ctx: StorageContext, fileId: string, operation: string, versionId?: string): Promise<string | undefined> {
+  try {
+    const head = await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), VersionId: versionId }));
+    return head.Metadata?.[SEAL_ID_METADATA];
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw toStorageError(error, operation, fileId);
   }
 }

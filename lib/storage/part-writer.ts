@@ -109,15 +109,19 @@ export class PartWriter {
     this.#throwIfFailed();
   }
 
-  /** Sends what is left and makes the object visible: one PutObject, or the last part and the completion. */
-  async complete(): Promise<void> {
+  /**
+   * Sends what is left and makes the object visible: one PutObject, or the last part and the
+   * completion. An aborted `signal` (the run lost its file) stops it before the request that
+   * would make the object visible, however late it comes.
+   */
+  async complete(signal?: AbortSignal): Promise<void> {
     this.#throwIfFailed();
     const body = this.#current.subarray(0, this.#filled);
     if (this.#uploadId === undefined) {
+      signal?.throwIfAborted();
       await this.#options.s3.send(
-        this.#unsigned(
-          new PutObjectCommand({ ...this.#objectParams(), Body: body, ContentLength: body.length }),
-        ),
+        this.#unsigned(new PutObjectCommand({ ...this.#objectParams(), Body: body, ContentLength: body.length })),
+        { abortSignal: signal },
       );
       return;
     }
@@ -125,8 +129,11 @@ export class PartWriter {
     await Promise.allSettled(this.#inFlight);
     this.#throwIfFailed();
     const { bucket, key } = this.#options;
+    const UploadId = await this.#uploadId;
+    signal?.throwIfAborted();
     await this.#options.s3.send(
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: await this.#uploadId, MultipartUpload: { Parts: this.#parts } }),
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: this.#parts } }),
+      { abortSignal: signal },
     );
   }
 

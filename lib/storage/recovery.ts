@@ -9,8 +9,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { backend, isNotFound, toStorageError } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
+import { storedSealId } from './file-objects.ts';
 import type { Manifest } from './manifest.ts';
-import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey, SEAL_ID_METADATA } from './object-layout.ts';
+import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey } from './object-layout.ts';
 import { ownerTag } from './owner-tags.ts';
 import type { StorageContext } from './storage-context.ts';
 import { StorageFileNotFoundError, StorageMetadataError, StorageOperationError } from '../errors/catalogue.ts';
@@ -165,7 +166,7 @@ export async function undeleteRecording(ctx: StorageContext, manifest: Manifest,
   const recording = await keyHistory(ctx, finalKey(fileId), operation);
   const newest = recording.versions[0]?.VersionId;
   if (newest === undefined) throw new StorageFileNotFoundError('No deleted file with this id can be restored.', { operation, fileId });
-  const sealId = await sealIdOf(ctx, fileId, newest, operation);
+  const sealId = await storedSealId(ctx, fileId, operation, newest);
   // Manifests of version 1 recorded no seal id; their recordings may carry none.
   if (manifest.stored?.sealId !== undefined && sealId !== manifest.stored.sealId) {
     throw new StorageMetadataError('The deleted recording no longer matches its manifest; it cannot be restored.', { operation, fileId });
@@ -257,13 +258,6 @@ export async function keyHistory(ctx: StorageContext, key: string, operation: st
   } while (KeyMarker);
   // S3 lists a key's versions newest first (LastModified has only second precision: not a sort key).
   return history;
-}
-
-async function sealIdOf(ctx: StorageContext, fileId: string, VersionId: string, operation: string): Promise<string | undefined> {
-  const head = await backend(operation, fileId, () =>
-    ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), VersionId })),
-  );
-  return head.Metadata?.[SEAL_ID_METADATA];
 }
 
 async function removeMarkers(ctx: StorageContext, key: string, history: KeyHistory, operation: string): Promise<void> {

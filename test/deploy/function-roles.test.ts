@@ -78,7 +78,7 @@ const READ_MANIFEST = [`s3:GetObject ${MANIFESTS}`, 's3:ListBucket audio-files p
 /**
  * process-upload.ts's processFile, whoever triggers it (event, sweep, redrive): manifest claim,
  * lease and commit (If-Match PutObject); HEAD and GET of the upload, 404 when gone; the sealed
- * recording as a multipart Upload (PutObject), aborted on failure, deleted when the file was
+ * recording as one PutObject or a multipart upload (part-writer.ts), aborted on failure, deleted when the file was
  * deleted meanwhile; upload and pending marker removed once settled; the usage ledger's `.add`.
  */
 const PROCESS_FILE = [

@@ -94,6 +94,8 @@ describe('npm run package', () => {
     // At 0, a one-day rule drains what a versioned bucket kept before.
     expect(bucket.LifecycleConfiguration.Rules).toEqual([
       expect.objectContaining({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: { 'Fn::If': ['HasRecoveryWindow', '7', 1] } }, ExpiredObjectDeleteMarker: true }),
+      // The sealing runs start their multipart uploads early: one killed leaves parts, aborted after a day.
+      expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
     ]);
     expect(template.Conditions.HasRecoveryWindow).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['7', '0'] }] });
   });
