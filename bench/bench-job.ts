@@ -5,7 +5,12 @@
  *   node bench/bench-job.ts idle               nothing: what the loaded bundle alone costs (the floor under both)
  * Prints one JSON line: { ms, cpuMs, maxRssMb }. CPU time is steadier than wall time on a
  * shared machine, so the bench reports both.
+ *
+ * The peak RSS is the kernel's high-water mark of this process's own memory (VmHWM). Not
+ * getrusage's maxRSS: Linux carries a parent's RSS at fork into its child's maxRSS across exec,
+ * so every job of a bench process grown to 200 MB reported at least 200 MB, idle ones too.
  */
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -42,4 +47,15 @@ if (kind === 'seal') {
 
 const ms = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
-console.log(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+/** Peak resident memory of this process, MB: VmHWM where Linux gives it, else getrusage's (see above). */
+function peakRssMb(): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb !== undefined) return Number(kb) / 1024;
+  } catch {
+    // Not Linux: no /proc.
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+console.log(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMb: peakRssMb() }));
