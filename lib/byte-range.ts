@@ -42,7 +42,6 @@ export function parseRangeHeader(header: string | undefined, fileId: string): Ra
   });
 }
 
-
 /** A byte range as HTTP states it: `start-end`, `start-` (open end) or `-suffix` (last bytes). */
 export type RangeRequest = { start: number; end?: number } | { suffix: number };
 
@@ -76,7 +75,6 @@ export function resolveRange(requests: readonly RangeRequest[], total: number, f
   const end = Math.max(...satisfiable.map((r) => r.end));
   return { start, end: maxLength === undefined ? end : Math.min(end, start + maxLength - 1) };
 }
-
 
 /** A range of a file's bytes, clamped to it. */
 export interface ByteRange {

@@ -61,7 +61,6 @@ export interface SealResult {
   audio: AudioDescription;
 }
 
-
 export async function sealRecording(input: SealInput): Promise<SealResult> {
   const { fileId, keyring, signal } = input;
   const opening = Promise.resolve(input.source);

@@ -31,7 +31,6 @@ import type { ByteRange, RangeRequest } from '../byte-range.ts';
  * GET of exactly `storedByteRange` (ready-manifests.ts), handed here as `fetched`.
  */
 
-
 /** Ciphertext frames requested before the manifest is known; see the note above. */
 export interface FramePrefetch {
   firstFrame: number;
