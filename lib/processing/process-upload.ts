@@ -1,12 +1,12 @@
-import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import type { StorageError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
 import { METRIC } from '../observability/metric-names.ts';
 import { metrics, MetricUnit } from '../observability/metrics.ts';
-import { isNotFound, toStorageError } from '../storage/backend-errors.ts';
+import { toStorageError } from '../storage/backend-errors.ts';
 import { recordUsage, releaseQuota } from '../storage/file-accounting.ts';
-import { removeStoredObject, removeUpload as removeUploadOf } from '../storage/file-objects.ts';
+import { headObject, removeStoredObject, removeUpload as removeUploadOf } from '../storage/file-objects.ts';
 import { isSettled, type Manifest, type VersionedManifest } from '../storage/manifest.ts';
 import { fileIdFromIncomingKey, incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
@@ -68,13 +68,7 @@ export async function processFile(ctx: StorageContext, fileId: string, trigger: 
 
   const changedMeanwhile: ProcessOutcome = { outcome: 'deferred', fileId, reason: 'changed by another run meanwhile' };
   // The upload's size is asked for beside the manifest read: most runs need both, and in series they were half the fixed cost.
-  const uploaded = s3.send(new HeadObjectCommand({ Bucket: config.incomingBucket, Key: incomingKey(fileId) })).then(
-    (head) => head.ContentLength ?? 0,
-    (error: unknown) => {
-      if (isNotFound(error)) return undefined;
-      throw toStorageError(error, 'processUpload', fileId);
-    },
-  );
+  const uploaded = headObject(s3, { Bucket: config.incomingBucket, Key: incomingKey(fileId) }, 'processUpload', fileId).then((head) => head && (head.ContentLength ?? 0));
   uploaded.catch(() => undefined);
   const current = await manifests.read(fileId);
   if (current === undefined) {

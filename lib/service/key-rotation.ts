@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { CopyObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand } from '@aws-sdk/client-s3';
 import { decodeEncryptionMetadata, encodeEncryptionMetadata } from '../crypto/frame-format.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { StorageOperationError } from '../errors/catalogue.ts';
 import { logger } from '../observability/logger.ts';
-import { backend, isNotFound, isPreconditionFailed } from '../storage/backend-errors.ts';
+import { backend, isPreconditionFailed } from '../storage/backend-errors.ts';
 import { listObjects } from '../storage/bucket-listing.ts';
+import { headObject } from '../storage/file-objects.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { finalKey, isFileId, SEAL_ID_METADATA } from '../storage/object-layout.ts';
 import { readTagKey, writeTagKey } from '../storage/owner-tags.ts';
@@ -98,13 +99,8 @@ async function rotateObject(ctx: StorageContext, keyring: Keyring, manifest: Man
   const { fileId } = manifest;
   const s3 = ctx.s3.internal;
   const Key = finalKey(fileId);
-  let head;
-  try {
-    head = await s3.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key }));
-  } catch (error) {
-    if (isNotFound(error)) return { value: undefined, rewrapped: false };
-    throw error;
-  }
+  const head = await headObject(s3, { Bucket: ctx.config.bucket, Key }, 'rotateKeys', fileId);
+  if (head === undefined) return { value: undefined, rewrapped: false };
   const metadata = { ...(head.Metadata ?? {}) };
   let changed = false;
   let rewrapped = false;

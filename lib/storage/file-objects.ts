@@ -1,4 +1,4 @@
-import { AbortMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, type HeadObjectCommandInput, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { backend, isNotFound, toStorageError } from './backend-errors.ts';
 import { finalKey, incomingKey, SEAL_ID_METADATA } from './object-layout.ts';
 import type { StorageContext } from './storage-context.ts';
@@ -23,13 +23,18 @@ export async function abortUpload(ctx: StorageContext, fileId: string, uploadId:
   }
 }
 
-/** The seal id of the stored recording (the current one, or the version given); undefined when there is none. */
-export async function storedSealId(ctx: StorageContext, fileId: string, operation: string, versionId?: string): Promise<string | undefined> {
+/** HEAD of an object: its answer, or undefined when there is no such object (or its current version is a delete marker). */
+export async function headObject(s3: S3Client, input: HeadObjectCommandInput, operation: string, fileId?: string): Promise<HeadObjectCommandOutput | undefined> {
   try {
-    const head = await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: finalKey(fileId), VersionId: versionId }));
-    return head.Metadata?.[SEAL_ID_METADATA];
+    return await s3.send(new HeadObjectCommand(input));
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw toStorageError(error, operation, fileId);
   }
+}
+
+/** The seal id of the stored recording (the current one, or the version given); undefined when there is none. */
+export async function storedSealId(ctx: StorageContext, fileId: string, operation: string, versionId?: string): Promise<string | undefined> {
+  const head = await headObject(ctx.s3.internal, { Bucket: ctx.config.bucket, Key: finalKey(fileId), VersionId: versionId }, operation, fileId);
+  return head?.Metadata?.[SEAL_ID_METADATA];
 }

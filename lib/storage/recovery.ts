@@ -1,15 +1,14 @@
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
-  HeadObjectCommand,
   ListObjectVersionsCommand,
   PutObjectCommand,
   type ObjectVersion,
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
-import { backend, isNotFound, toStorageError } from './backend-errors.ts';
+import { backend } from './backend-errors.ts';
 import { listObjects } from './bucket-listing.ts';
-import { storedSealId } from './file-objects.ts';
+import { headObject, storedSealId } from './file-objects.ts';
 import type { Manifest } from './manifest.ts';
 import { DELETED_PREFIX, deletedKey, finalKey, isFileId, manifestKey, pendingKey } from './object-layout.ts';
 import { ownerTag } from './owner-tags.ts';
@@ -98,13 +97,7 @@ export async function finishDeletion(ctx: StorageContext, fileId: string, operat
 
 /** Whether the key has a current version (no delete marker on top). */
 async function isCurrent(ctx: StorageContext, key: string, operation: string): Promise<boolean> {
-  try {
-    await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }));
-    return true;
-  } catch (error) {
-    if (isNotFound(error)) return false;
-    throw toStorageError(error, operation);
-  }
+  return (await headObject(ctx.s3.internal, { Bucket: ctx.config.bucket, Key: key }, operation)) !== undefined;
 }
 
 /** The recording current again if a marker went on it after `undeleteRecording` (see finishDeletion). */
@@ -133,14 +126,10 @@ export async function listDeleted(ctx: StorageContext, owner: string, now = Date
 export async function deletedEntry(ctx: StorageContext, owner: string, fileId: string, operation: string): Promise<(DeletedEntry & { key: string }) | undefined> {
   if (!recoveryEnabled(ctx)) return undefined;
   const key = deletedKey(await ownerTag(ctx, owner), fileId);
-  try {
-    const head = await ctx.s3.internal.send(new HeadObjectCommand({ Bucket: ctx.config.bucket, Key: key }));
-    const deletedAt = head.LastModified ?? new Date(0);
-    return { key, fileId, deletedAt, restorableUntil: windowEnd(ctx, deletedAt) };
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw toStorageError(error, operation, fileId);
-  }
+  const head = await headObject(ctx.s3.internal, { Bucket: ctx.config.bucket, Key: key }, operation, fileId);
+  if (head === undefined) return undefined;
+  const deletedAt = head.LastModified ?? new Date(0);
+  return { key, fileId, deletedAt, restorableUntil: windowEnd(ctx, deletedAt) };
 }
 
 /**

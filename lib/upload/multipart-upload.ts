@@ -2,7 +2,6 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  HeadObjectCommand,
   ListPartsCommand,
   UploadPartCommand,
   type Part,
@@ -10,6 +9,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { StorageFileNotFoundError, UploadNotOpenError, ValidationError } from '../errors/catalogue.ts';
 import { backend, httpStatusOf, isNotFound, toStorageError } from '../storage/backend-errors.ts';
+import { headObject } from '../storage/file-objects.ts';
 import type { Manifest, VersionedManifest } from '../storage/manifest.ts';
 import { incomingKey } from '../storage/object-layout.ts';
 import type { StorageContext } from '../storage/storage-context.ts';
@@ -326,12 +326,8 @@ export class MultipartUploads {
     } catch (error) {
       if (!(error instanceof StorageFileNotFoundError)) throw error;
     }
-    try {
-      await this.#ctx.s3.internal.send(new HeadObjectCommand({ Bucket: this.#ctx.config.incomingBucket, Key: incomingKey(fileId) }));
-      return 'completed';
-    } catch (error) {
-      if (!isNotFound(error)) throw toStorageError(error, operation, fileId);
-    }
+    const upload = await headObject(this.#ctx.s3.internal, { Bucket: this.#ctx.config.incomingBucket, Key: incomingKey(fileId) }, operation, fileId);
+    if (upload !== undefined) return 'completed';
     await this.#unbind(found);
     throw new UploadNotOpenError('The multipart upload was aborted; ask for parts again to start a new one.', { operation, fileId });
   }
