@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { AudioExtension } from '../audio-formats.ts';
 import type { Keyring } from '../crypto/keyring.ts';
@@ -65,8 +66,6 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
   const { fileId, keyring, signal } = input;
   const opening = Promise.resolve(input.source);
   let source: Readable | undefined;
-  const stop = () => source?.destroy(signal?.reason as Error);
-  signal?.addEventListener('abort', stop, { once: true });
   const inspector = new UploadInspector({ extension: input.extension, expectedSize: input.expectedSize, maxSize: input.maxSize });
   let writer: PartWriter | undefined;
   try {
@@ -112,10 +111,16 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
       }
       return writer!.busy ? writer!.ready() : undefined;
     };
-    await eachPiece(source, (piece) => {
-      const behind = inspector.write(piece);
-      return behind ? behind.then(() => seal(piece)) : seal(piece);
-    });
+    // The source's chunks straight into the loop: a pipeline resumes a paused source, fails on a
+    // closed or failed one, and stops everything when the signal aborts.
+    await pipeline(
+      source,
+      pieceSink((piece) => {
+        const behind = inspector.write(piece);
+        return behind ? behind.then(() => seal(piece)) : seal(piece);
+      }),
+      { signal },
+    );
     const inspected = await inspector.end();
     encryptor?.end(append);
     if (input.declaredSha256 !== undefined && input.declaredSha256 !== inspected.sha256) {
@@ -142,8 +147,6 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
     if (signal?.aborted) throw signal.reason;
     if (error instanceof UploadRejection) throw error;
     throw toStorageError(error, 'storeObject', fileId);
-  } finally {
-    signal?.removeEventListener('abort', stop);
   }
 }
 
@@ -151,72 +154,28 @@ export async function sealRecording(input: SealInput): Promise<SealResult> {
 const PIECE = 1024 * 1024;
 
 /**
- * Hands the source's chunks (cut to PIECE at most) to `handle` as they arrive, pausing the
- * source while a returned promise is pending. 'data' events rather than an async iterator:
- * the iterator's read() joins whatever is buffered into a new buffer, a copy of every byte.
+ * A sink that hands each chunk (cut to PIECE at most) to `handle`, taking the next only once a
+ * returned promise has settled. A Writable rather than an async iterator: the iterator's read()
+ * joins whatever is buffered into a new buffer, a copy of every byte. It takes bytes only:
+ * strings and Uint8Arrays become Buffers, anything else fails the write.
  */
-function eachPiece(source: Readable, handle: (piece: Buffer) => Promise<void> | undefined): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    let waiting = false;
-    let ended = false;
-    const fail = (error: unknown) => {
-      if (settled) return;
-      settled = true;
-      source.off('data', onData);
-      reject(error);
-    };
-    const finish = () => {
-      if (settled || waiting || !ended) return;
-      settled = true;
-      resolve();
-    };
-    /** Handles the pieces of `chunk` from `from` on; false when it stopped to wait for one. */
-    const run = (chunk: Buffer, from: number): boolean => {
-      for (let at = from; at < chunk.length; at += PIECE) {
-        let pending: Promise<void> | undefined;
-        try {
-          pending = handle(chunk.length <= PIECE ? chunk : chunk.subarray(at, at + PIECE));
-        } catch (error) {
-          fail(error);
-          return false;
+function pieceSink(handle: (piece: Buffer) => Promise<void> | undefined): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const from = (start: number): void => {
+        for (let at = start; at < chunk.length; at += PIECE) {
+          let pending: Promise<void> | undefined;
+          try {
+            pending = handle(chunk.length <= PIECE ? chunk : chunk.subarray(at, at + PIECE));
+          } catch (error) {
+            return done(error as Error);
+          }
+          if (pending) return void pending.then(() => from(at + PIECE), done);
         }
-        if (pending) {
-          waiting = true;
-          source.pause();
-          pending.then(() => {
-            waiting = false;
-            if (settled || !run(chunk, at + PIECE)) return;
-            // 'end' may have come while the last chunk waited: it was its last piece.
-            if (ended) finish();
-            else source.resume();
-          }, fail);
-          return false;
-        }
-      }
-      return true;
-    };
-    // Streams in object mode or with an encoding may hand out strings or other views: bytes only, as Buffers (no copy).
-    const onData = (chunk: unknown) => {
-      if (Buffer.isBuffer(chunk)) return void run(chunk, 0);
-      if (chunk instanceof Uint8Array) return void run(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), 0);
-      if (typeof chunk === 'string') return void run(Buffer.from(chunk), 0);
-      fail(new TypeError('the content stream must yield bytes'));
-    };
-    if (source.errored) return fail(source.errored);
-    if (source.readableEnded) return fail(new Error('the source was read to its end already'));
-    if (source.destroyed) return fail(new Error('the source was closed before it was read'));
-    source.on('data', onData);
-    source.once('end', () => {
-      ended = true;
-      finish();
-    });
-    source.once('error', fail);
-    source.once('close', () => {
-      if (!ended) fail(new Error('the source closed before its end'));
-    });
-    // A source paused by its maker would otherwise never flow: a 'data' listener does not resume it.
-    source.resume();
+        done();
+      };
+      from(0);
+    },
   });
 }
 
